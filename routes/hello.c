@@ -1,0 +1,29 @@
+/* GET /hello and GET /json: the smallest answers, used by the benchmarks. */
+#include "app.h"
+
+static const char hello[] = "Hello World!";
+
+static int get_hello(struct request *req, struct response *res, void *udata)
+{
+	(void)req;
+	(void)udata;
+	return response_send_static(res, 200, "text/plain", hello, sizeof hello - 1);
+}
+
+static int get_json(struct request *req, struct response *res, void *udata)
+{
+	(void)req;
+	(void)udata;
+	json_t *v = json_pack("{s:s}", "message", "Hello, World!");
+	if (!v)
+		return -1;
+	int rc = response_json(res, 200, v);
+	json_decref(v);
+	return rc;
+}
+
+int hello_routes(struct app *app)
+{
+	int rc = app_get(app, "/hello", get_hello, NULL);
+	return rc ? rc : app_get(app, "/json", get_json, NULL);
+}

@@ -1,0 +1,221 @@
+/* app: routing a request through the emitter, and the failure answers. */
+#include "app.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "log.h"
+
+struct app *app_new(struct ev_loop *loop, const struct config *cfg, int slot)
+{
+	struct app *app = calloc(1, sizeof *app);
+
+	if (!app)
+		return NULL;
+	app->loop = loop;
+	app->cfg = cfg;
+	app->slot = slot;
+	app->events = emitter_new();
+	app->router = app->events ? router_new(app->events) : NULL;
+	if (!app->router) {
+		app_free(app);
+		return NULL;
+	}
+	return app;
+}
+
+void app_free(struct app *app)
+{
+	if (!app)
+		return;
+	if (app->router)
+		router_free(app->router);
+	if (app->events)
+		emitter_free(app->events);
+	free(app);
+}
+
+int app_route(struct app *app, const char *method, const char *path, route_fn fn, void *udata)
+{
+	int rc = router_add(app->router, method, path, fn, udata);
+
+	if (rc)
+		log_error("cannot add route %s %s: %s", method, path, strerror(-rc));
+	return rc;
+}
+
+int app_get(struct app *app, const char *path, route_fn fn, void *udata)
+{
+	return app_route(app, "GET", path, fn, udata);
+}
+
+int app_post(struct app *app, const char *path, route_fn fn, void *udata)
+{
+	return app_route(app, "POST", path, fn, udata);
+}
+
+int app_put(struct app *app, const char *path, route_fn fn, void *udata)
+{
+	return app_route(app, "PUT", path, fn, udata);
+}
+
+int app_patch(struct app *app, const char *path, route_fn fn, void *udata)
+{
+	return app_route(app, "PATCH", path, fn, udata);
+}
+
+int app_delete(struct app *app, const char *path, route_fn fn, void *udata)
+{
+	return app_route(app, "DELETE", path, fn, udata);
+}
+
+int app_on(struct app *app, const char *event, emitter_fn fn, void *udata)
+{
+	return emitter_on(app->events, event, fn, udata);
+}
+
+int app_emit(struct app *app, const char *event, void *arg)
+{
+	return emitter_emit(app->events, event, arg);
+}
+
+static bool is_json_type(const struct request *req)
+{
+	size_t len;
+	const char *v = request_header(req, "content-type", &len);
+	static const char want[] = "application/json";
+
+	if (!v || len < sizeof want - 1 || strncasecmp(v, want, sizeof want - 1))
+		return false;
+	/* Parameters such as "; charset=utf-8" may follow, nothing else. */
+	return len == sizeof want - 1 || v[sizeof want - 1] == ';' || v[sizeof want - 1] == ' ';
+}
+
+json_t *app_json_body(struct request *req, struct response *res)
+{
+	json_error_t err;
+
+	if (!is_json_type(req)) {
+		response_error(res, 415, "Content-Type must be application/json");
+		return NULL;
+	}
+	if (!req->body_len) {
+		response_error(res, 400, "request body is empty");
+		return NULL;
+	}
+	json_t *v = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &err);
+	if (!v) {
+		char msg[256];
+		snprintf(msg, sizeof msg, "invalid JSON at line %d column %d: %s", err.line,
+			 err.column, err.text);
+		response_error(res, 400, msg);
+		return NULL;
+	}
+	if (!json_is_object(v)) {
+		json_decref(v);
+		response_error(res, 400, "JSON body must be an object");
+		return NULL;
+	}
+	return v;
+}
+
+int app_check_head(struct app *app, struct request *req)
+{
+	struct route_match m;
+
+	/* Only a client waiting for 100 Continue needs an early verdict; any
+	 * other request is read whole and routed as usual. */
+	if (!req->expect_continue)
+		return 0;
+	enum router_status st = router_match(app->router, req->method, strlen(req->method),
+					     req->path, req->path_len, &m);
+	if (st == ROUTER_NOT_FOUND)
+		return 404;
+	if (st == ROUTER_METHOD_NOT_ALLOWED) {
+		response_set_header(&req->res, "Allow", m.allow);
+		return 405;
+	}
+	return 0;
+}
+
+static void fail_route(struct app *app, struct request *req, int code)
+{
+	struct app_error e = {req, &req->res, code};
+
+	emitter_emit(app->events, "error", &e);
+	log_error("%s %.*s failed: %s", req->method, (int)req->path_len, req->path,
+		  code < -1 ? strerror(-code) : "listener error");
+	if (!response_started(&req->res)) {
+		req->res.close = req->res.close;
+		response_error(&req->res, 500, "internal server error");
+	} else if (!response_ended(&req->res)) {
+		/* A stream broke half-way: the client must not take it as complete. */
+		req->res.close = true;
+		response_end(&req->res);
+	}
+}
+
+void app_handle(struct app *app, struct request *req)
+{
+	struct route_event ev = {req, &req->res};
+	struct route_match m;
+
+	int rc = emitter_emit(app->events, "request", &ev);
+	if (rc < 0) {
+		fail_route(app, req, rc);
+		return;
+	}
+	if (response_started(&req->res))
+		return; /* a "request" listener answered (middleware) */
+	enum router_status st = router_match(app->router, req->method, strlen(req->method),
+					     req->path, req->path_len, &m);
+	if (st == ROUTER_NOT_FOUND) {
+		response_error(&req->res, 404, "not found");
+		return;
+	}
+	if (st == ROUTER_METHOD_NOT_ALLOWED) {
+		response_set_header(&req->res, "Allow", m.allow);
+		response_error(&req->res, 405, "method not allowed");
+		return;
+	}
+	req->nparams = m.nparams;
+	for (size_t i = 0; i < m.nparams; i++) {
+		req->params[i].name = m.params[i].name;
+		req->params[i].name_len = m.params[i].name_len;
+		req->params[i].value = m.params[i].value;
+		req->params[i].value_len = m.params[i].value_len;
+	}
+	rc = emitter_emitn(app->events, m.key, m.key_len, &ev);
+	if (rc < 0)
+		fail_route(app, req, rc);
+	else if (rc == 0)
+		response_error(&req->res, 404, "not found");
+}
+
+void app_abort(struct app *app, struct request *req)
+{
+	struct response *res = &req->res;
+
+	(void)app;
+	if (res->on_abort) {
+		response_abort_fn fn = res->on_abort;
+		res->on_abort = NULL;
+		fn(res, res->abort_udata);
+	}
+}
+
+void app_finish(struct app *app, struct request *req)
+{
+	struct route_event ev = {req, &req->res};
+
+	emitter_emit(app->events, "finish", &ev);
+}
+
+void app_bad_request(struct app *app, struct request *req, int status)
+{
+	(void)app;
+	log_debug("bad request: %d %s", status, req->error_reason ? req->error_reason : "");
+}

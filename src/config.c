@@ -1,0 +1,1008 @@
+/* config: the INI file turned into a validated struct config.
+ *
+ * Every key is one row of the table below: its section and name, its type,
+ * where it lives in struct config, its allowed range, its default written the
+ * way an operator writes it, and one line of help. The defaults go through
+ * the same parser as the file, so a default can never break its own range,
+ * and config_dump writes values in that same syntax, so a dump reads back to
+ * the same struct. conf/forkd.conf is checked against this table by the unit
+ * test.
+ *
+ * inih does the tokenising. Its handler is told no line numbers (that is a
+ * compile-time option of the library, off in distribution builds), so inih
+ * gets its lines through our own reader, which counts them: the handler runs
+ * while inih works on the line the reader returned last, so the count is the
+ * line of the key. The reader does three more things inih would not:
+ *  - it strips leading blanks, so an indented key is a key and never inih's
+ *    "continuation of the previous value";
+ *  - it rejects a line longer than inih's buffer, which inih would otherwise
+ *    split silently into two lines;
+ *  - it checks [section] headers, which inih does not pass to the handler, so
+ *    an unknown section is reported on its own line even when it is empty.
+ * After the first error the reader reports end of file, so the one message
+ * config_load returns is about the first problem in the file.
+ */
+#include "config.h"
+#include "log.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <ini.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+/* Room for the "what is wrong" and "allowed" parts of a message. */
+#define WHY 256
+/* Values longer than this are shown cut short in messages. */
+#define SHOW 80
+
+enum type {
+	T_INT,      /* int */
+	T_AUTO,     /* int; "auto" is stored as 0 */
+	T_LONG,     /* long */
+	T_SIZE,     /* size_t bytes; k, m, g suffixes */
+	T_DURATION, /* double seconds; ms, s, m, h suffixes */
+	T_BOOL,     /* int 0 or 1 */
+	T_STRING,   /* char[]: any text that fits */
+	T_PATH,     /* char[]: a file path or one of the key's reserved words */
+	T_CHOICE,   /* char[]: one of the key's words */
+	T_LEVEL,    /* int: enum log_level */
+	T_LISTEN,   /* listen (as written) and addr (parsed) */
+	T_ADDRS,    /* char[]: comma-separated addresses or CIDR ranges */
+	T_HOSTPORT, /* char[]: "" or host:port, host may be a name */
+};
+
+struct key {
+	const char *section;
+	const char *name;
+	enum type type;
+	size_t off;                  /* of the field in struct config */
+	size_t size;                 /* of the field, for the string types */
+	double min, max;             /* for the numeric types */
+	const char *def;             /* default, in the file's syntax */
+	const char *const *words;    /* T_CHOICE: allowed; T_PATH: reserved words allowed */
+	const char *help;
+};
+
+#define FIELD(f) offsetof(struct config, f), sizeof(((struct config *)0)->f)
+
+static const char *const error_log_words[] = { "stderr", NULL };
+static const char *const access_log_words[] = { "stderr", "stdout", "off", NULL };
+static const char *const access_formats[] = { "combined", "common", NULL };
+
+static const struct key keys[] = {
+	{ "server", "listen", T_LISTEN, FIELD(listen), 0, 0, "127.0.0.1:8080", NULL,
+		"address and port to accept connections on; --listen overrides it" },
+	{ "server", "workers", T_AUTO, FIELD(workers), 1, 256, "auto", NULL,
+		"worker processes; auto = one per online CPU" },
+	{ "server", "backlog", T_INT, FIELD(backlog), 1, 65535, "511", NULL,
+		"accept queue length of each worker's listening socket" },
+	{ "server", "pidfile", T_STRING, FIELD(pidfile), 0, 0, "", NULL,
+		"file the primary writes its pid to; empty = none" },
+	{ "server", "graceful_timeout", T_DURATION, FIELD(graceful_timeout), 0.1, 3600, "30", NULL,
+		"how long a graceful stop waits for in-flight requests before SIGKILL" },
+	{ "server", "worker_timeout", T_DURATION, FIELD(worker_timeout), 1, 3600, "30", NULL,
+		"a worker whose heartbeat is older than this is killed and replaced" },
+	{ "server", "max_requests", T_LONG, FIELD(max_requests), 0, 1e9, "0", NULL,
+		"requests a worker serves before it is replaced; 0 = never" },
+	{ "server", "max_requests_jitter", T_LONG, FIELD(max_requests_jitter), 0, 1e9, "0", NULL,
+		"random extra up to this added to max_requests per worker, so they are not all replaced at once" },
+	{ "server", "max_connections", T_INT, FIELD(max_connections), 1, 1000000, "10000", NULL,
+		"open connections per worker; more wait in the accept queue" },
+	{ "server", "user", T_STRING, FIELD(user), 0, 0, "", NULL,
+		"user the workers run as; empty = keep the current user" },
+	{ "server", "group", T_STRING, FIELD(group), 0, 0, "", NULL,
+		"group the workers run as; empty = keep the current group" },
+
+	{ "http", "keepalive_timeout", T_DURATION, FIELD(keepalive_timeout), 0, 3600, "75", NULL,
+		"idle time before a keep-alive connection is closed; 0 disables keep-alive" },
+	{ "http", "header_timeout", T_DURATION, FIELD(header_timeout), 0.1, 3600, "10", NULL,
+		"time allowed to receive a request line and its headers" },
+	{ "http", "body_timeout", T_DURATION, FIELD(body_timeout), 0.1, 3600, "30", NULL,
+		"time allowed between two reads of a request body" },
+	{ "http", "send_timeout", T_DURATION, FIELD(send_timeout), 0.1, 3600, "30", NULL,
+		"time allowed between two writes to a client that is slow to read" },
+	{ "http", "max_request_line", T_SIZE, FIELD(max_request_line), 256, 1 << 20, "8k", NULL,
+		"longest request line (method, target and version)" },
+	{ "http", "max_header_size", T_SIZE, FIELD(max_header_size), 1 << 10, 1 << 20, "16k", NULL,
+		"largest header block of one request" },
+	{ "http", "max_headers", T_INT, FIELD(max_headers), 1, 10000, "100", NULL,
+		"most header fields in one request" },
+	{ "http", "max_body_size", T_SIZE, FIELD(max_body_size), 0, 1 << 30, "1m", NULL,
+		"largest request body; larger ones get 413" },
+	{ "http", "max_keepalive_requests", T_LONG, FIELD(max_keepalive_requests), 0, 1e9, "1000", NULL,
+		"requests served on one connection before it is closed; 0 = unlimited" },
+	{ "http", "max_pipeline", T_INT, FIELD(max_pipeline), 1, 1024, "64", NULL,
+		"requests parsed ahead of their responses on one connection" },
+	{ "http", "max_output", T_SIZE, FIELD(max_output), 64 << 10, 1 << 30, "4m", NULL,
+		"response bytes buffered for a client that is not reading before it is dropped" },
+
+	{ "hash", "threads", T_AUTO, FIELD(threads), 1, 256, "auto", NULL,
+		"pool threads per worker for CPU-heavy work; auto = CPUs / workers, rounded up" },
+	{ "hash", "queue_max", T_AUTO, FIELD(queue_max), 1, 1000000, "auto", NULL,
+		"jobs waiting per worker before new ones are refused; auto = 64 per thread" },
+	{ "hash", "bcrypt_cost", T_INT, FIELD(bcrypt_cost), 4, 15, "10", NULL,
+		"bcrypt work factor (each step doubles the time)" },
+
+	{ "log", "error_log", T_PATH, FIELD(error_log), 0, 0, "stderr", error_log_words,
+		"where errors and notices go" },
+	{ "log", "access_log", T_PATH, FIELD(access_log), 0, 0, "off", access_log_words,
+		"where one line per request goes" },
+	{ "log", "access_log_format", T_CHOICE, FIELD(access_log_format), 0, 0, "combined", access_formats,
+		"access log line format" },
+	{ "log", "level", T_LEVEL, FIELD(level), 0, 0, "info", NULL,
+		"least severe error log messages written" },
+
+	{ "proxy", "trusted", T_ADDRS, FIELD(trusted), 0, 0, "127.0.0.1, ::1", NULL,
+		"peers whose X-Forwarded-For is believed; empty = none" },
+
+	{ "metrics", "allow", T_ADDRS, FIELD(metrics_allow), 0, 0, "127.0.0.1, ::1", NULL,
+		"peers allowed to read /metrics; empty = none" },
+
+	{ "bus", "redis", T_HOSTPORT, FIELD(redis), 0, 0, "", NULL,
+		"Redis server carrying events between workers and hosts; empty = off" },
+
+	{ "debug", "debug_routes", T_BOOL, FIELD(debug_routes), 0, 0, "off", NULL,
+		"enables test-only routes such as /debug/block; never on in production" },
+};
+
+#define NKEYS (sizeof keys / sizeof keys[0])
+
+/* The state of one config_load. */
+struct load {
+	struct config *cfg;
+	const char *path;
+	FILE *fp;
+	char *line;         /* getline's buffer */
+	size_t cap;
+	int lineno;         /* line the reader returned last */
+	int err_line;       /* line of the first error; 0 = none yet */
+	int read_errno;     /* set when reading the file failed */
+	int seen[NKEYS];    /* line each key was set on; 0 = not yet */
+	char *err;
+	size_t errlen;
+};
+
+/* Writes a formatted reason into why (WHY bytes) and returns -EINVAL. */
+static int say(char *why, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int say(char *why, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(why, WHY, fmt, ap);
+	va_end(ap);
+	return -EINVAL;
+}
+
+static void *field(struct config *cfg, const struct key *k)
+{
+	return (char *)cfg + k->off;
+}
+
+static const void *cfield(const struct config *cfg, const struct key *k)
+{
+	return (const char *)cfg + k->off;
+}
+
+/* ---- sections and keys ---- */
+
+static int section_known(const char *s, size_t n)
+{
+	for (size_t i = 0; i < NKEYS; i++)
+		if (strlen(keys[i].section) == n && !strncmp(keys[i].section, s, n))
+			return 1;
+	return 0;
+}
+
+static const struct key *key_find(const char *section, const char *name)
+{
+	for (size_t i = 0; i < NKEYS; i++)
+		if (!strcmp(keys[i].section, section) && !strcmp(keys[i].name, name))
+			return &keys[i];
+	return NULL;
+}
+
+/* Appends s to buf as the next item of a ", " list. */
+static void list_add(char *buf, size_t len, const char *s)
+{
+	size_t n = strlen(buf);
+	if (n < len)
+		snprintf(buf + n, len - n, "%s%s", n ? ", " : "", s);
+}
+
+/* "server, http, ..." in table order. */
+static void section_list(char *buf, size_t len)
+{
+	buf[0] = '\0';
+	for (size_t i = 0; i < NKEYS; i++)
+		if (i == 0 || strcmp(keys[i].section, keys[i - 1].section))
+			list_add(buf, len, keys[i].section);
+}
+
+/* The names of the keys of one section, in table order. */
+static void key_list(const char *section, char *buf, size_t len)
+{
+	buf[0] = '\0';
+	for (size_t i = 0; i < NKEYS; i++)
+		if (!strcmp(keys[i].section, section))
+			list_add(buf, len, keys[i].name);
+}
+
+static void word_list(const char *const *words, char *buf, size_t len)
+{
+	buf[0] = '\0';
+	for (; *words; words++)
+		list_add(buf, len, *words);
+}
+
+static int word_in(const char *const *words, const char *s)
+{
+	for (; words && *words; words++)
+		if (!strcmp(*words, s))
+			return 1;
+	return 0;
+}
+
+/* ---- numbers ---- */
+
+/* Reads a decimal integer with an optional sign; *end gets what follows.
+ * Overflow saturates, which the range check then rejects. */
+static int whole(const char *v, long long *out, const char **end)
+{
+	const char *d = (*v == '-' || *v == '+') ? v + 1 : v;
+	char *e;
+
+	if (!isdigit((unsigned char)*d))
+		return -EINVAL;
+	errno = 0;
+	*out = strtoll(v, &e, 10);
+	*end = e;
+	return 0;
+}
+
+static int in_range(const struct key *k, double x)
+{
+	return x >= k->min && x <= k->max;
+}
+
+/* Writes a byte count with the largest suffix that keeps it exact. */
+static void size_text(double bytes, char *buf, size_t len)
+{
+	unsigned long long n = (unsigned long long)bytes;
+
+	if (n && n % (1ULL << 30) == 0)
+		snprintf(buf, len, "%llug", n >> 30);
+	else if (n && n % (1ULL << 20) == 0)
+		snprintf(buf, len, "%llum", n >> 20);
+	else if (n && n % (1ULL << 10) == 0)
+		snprintf(buf, len, "%lluk", n >> 10);
+	else
+		snprintf(buf, len, "%llu", n);
+}
+
+/* Writes seconds as whole seconds, whole milliseconds, or exactly. */
+static void duration_text(double s, char *buf, size_t len)
+{
+	long long ms = (long long)(s * 1000 + (s < 0 ? -0.5 : 0.5));
+
+	if ((double)(long long)s == s)
+		snprintf(buf, len, "%lld", (long long)s);
+	else if (ms / 1000.0 == s)
+		snprintf(buf, len, "%lldms", ms);
+	else
+		snprintf(buf, len, "%.17g", s);
+}
+
+static int parse_int(const struct key *k, const char *v, long long *out, char *why)
+{
+	const char *end;
+
+	if (whole(v, out, &end) || *end)
+		return say(why, "not a whole number");
+	if (!in_range(k, (double)*out))
+		return say(why, "out of range");
+	return 0;
+}
+
+static unsigned long long size_unit(const char *s)
+{
+	if (!*s)
+		return 1;
+	if (s[1])
+		return 0;
+	switch (*s) {
+	case 'k': case 'K': return 1ULL << 10;
+	case 'm': case 'M': return 1ULL << 20;
+	case 'g': case 'G': return 1ULL << 30;
+	}
+	return 0;
+}
+
+static int parse_size(const struct key *k, const char *v, size_t *out, char *why)
+{
+	const char *end;
+	long long n;
+
+	if (whole(v, &n, &end))
+		return say(why, "not a size");
+	unsigned long long unit = size_unit(end);
+	if (!unit)
+		return say(why, "not a size (unknown suffix '%s')", end);
+	if (n < 0 || (unsigned long long)n > ULLONG_MAX / unit ||
+	    !in_range(k, (double)((unsigned long long)n * unit)))
+		return say(why, "out of range");
+	*out = (size_t)((unsigned long long)n * unit);
+	return 0;
+}
+
+static int parse_duration(const struct key *k, const char *v, double *out, char *why)
+{
+	const char *d = *v == '-' ? v + 1 : v;
+	char *end;
+
+	/* strtod alone would also take "inf", "nan" and hex floats. */
+	if (!isdigit((unsigned char)*d) && !(*d == '.' && isdigit((unsigned char)d[1])))
+		return say(why, "not a duration");
+	double x = strtod(v, &end);
+	if (!strcmp(end, "ms"))
+		x /= 1000;
+	else if (!strcmp(end, "m"))
+		x *= 60;
+	else if (!strcmp(end, "h"))
+		x *= 3600;
+	else if (*end && strcmp(end, "s"))
+		return say(why, "not a duration (unknown suffix '%s')", end);
+	if (!in_range(k, x))
+		return say(why, "out of range");
+	*out = x;
+	return 0;
+}
+
+static int parse_bool(const char *v, int *out, char *why)
+{
+	static const char *const yes[] = { "on", "true", "yes", "1" };
+	static const char *const no[] = { "off", "false", "no", "0" };
+
+	for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++) {
+		if (!strcasecmp(v, yes[i]) || !strcasecmp(v, no[i])) {
+			*out = !strcasecmp(v, yes[i]);
+			return 0;
+		}
+	}
+	return say(why, "not a boolean");
+}
+
+/* ---- addresses ---- */
+
+/* Splits "host:port" or "[v6]:port"; host gets the part before the port
+ * without brackets, *v6 says whether it was bracketed. A reason, or NULL. */
+static const char *split_hostport(const char *s, char *host, size_t hlen, int *v6, int *port)
+{
+	const char *colon, *h = s;
+	size_t n;
+
+	*v6 = *s == '[';
+	if (*v6) {
+		const char *close = strchr(s, ']');
+		if (!close)
+			return "missing ']' after an IPv6 address";
+		h = s + 1;
+		n = (size_t)(close - h);
+		colon = close + 1;
+		if (*colon != ':')
+			return *colon ? "unexpected text after ']'" : "missing :PORT";
+	} else {
+		colon = strrchr(s, ':');
+		if (!colon)
+			return "missing :PORT";
+		n = (size_t)(colon - s);
+		if (memchr(s, ':', n))
+			return "an IPv6 address needs [brackets]";
+	}
+	if (n == 0)
+		return "missing address (use * for every address)";
+	if (n >= hlen)
+		return "address too long";
+	memcpy(host, h, n);
+	host[n] = '\0';
+
+	const char *p = colon + 1;
+	if (!*p)
+		return "missing port number";
+	long port_n = 0;
+	for (; *p; p++) {
+		if (!isdigit((unsigned char)*p))
+			return "port is not a number";
+		if (port_n <= 65535)
+			port_n = port_n * 10 + (*p - '0');
+	}
+	if (port_n < 1 || port_n > 65535)
+		return "port out of range";
+	*port = (int)port_n;
+	return NULL;
+}
+
+/* config_parse_addr with the reason for a refusal; NULL when valid. */
+static const char *addr_why(const char *s, struct config_addr *addr)
+{
+	char host[sizeof addr->host];
+	unsigned char bin[16];
+	int v6, port;
+	const char *why = split_hostport(s, host, sizeof host, &v6, &port);
+
+	if (why)
+		return why;
+	if (v6 && inet_pton(AF_INET6, host, bin) != 1)
+		return "not a numeric IPv6 address";
+	if (!v6 && strcmp(host, "*") && inet_pton(AF_INET, host, bin) != 1)
+		return "not a numeric IPv4 address (names are not resolved)";
+	memset(addr, 0, sizeof *addr);
+	if (strcmp(host, "*"))
+		strcpy(addr->host, host);
+	addr->port = port;
+	return NULL;
+}
+
+int config_parse_addr(const char *s, struct config_addr *addr)
+{
+	return addr_why(s, addr) ? -EINVAL : 0;
+}
+
+/* A numeric IPv4 or IPv6 address, optionally "/prefix" within its width. */
+static int cidr_valid(const char *item)
+{
+	char ip[INET6_ADDRSTRLEN];
+	unsigned char bin[16];
+	const char *slash = strchr(item, '/');
+	size_t n = slash ? (size_t)(slash - item) : strlen(item);
+	int bits;
+
+	if (n == 0 || n >= sizeof ip)
+		return 0;
+	memcpy(ip, item, n);
+	ip[n] = '\0';
+	if (inet_pton(AF_INET, ip, bin) == 1)
+		bits = 32;
+	else if (inet_pton(AF_INET6, ip, bin) == 1)
+		bits = 128;
+	else
+		return 0;
+	if (!slash)
+		return 1;
+	const char *p = slash + 1;
+	if (!*p || strlen(p) > 3)
+		return 0;
+	for (const char *q = p; *q; q++)
+		if (!isdigit((unsigned char)*q))
+			return 0;
+	return atoi(p) <= bits;
+}
+
+/* Every comma-separated item of v is an address or CIDR range; "" is none. */
+static int check_addrs(const char *v, char *why)
+{
+	const char *p = v;
+
+	if (!*v)
+		return 0;
+	for (;;) {
+		const char *comma = strchr(p, ',');
+		size_t n = comma ? (size_t)(comma - p) : strlen(p);
+		char item[CONFIG_STR];
+		while (n && isspace((unsigned char)*p))
+			p++, n--;
+		while (n && isspace((unsigned char)p[n - 1]))
+			n--;
+		if (n == 0)
+			return say(why, "empty item in the list");
+		if (n >= sizeof item)
+			return say(why, "item too long");
+		memcpy(item, p, n);
+		item[n] = '\0';
+		if (!cidr_valid(item))
+			return say(why, "'%s' is not an IP address or CIDR range", item);
+		if (!comma)
+			return 0;
+		p = comma + 1;
+	}
+}
+
+/* "" or host:port where host may also be a name (resolved when used). */
+static int check_hostport(const char *v, char *why)
+{
+	char host[CONFIG_STR];
+	unsigned char bin[16];
+	int v6, port;
+
+	if (!*v)
+		return 0;
+	const char *r = split_hostport(v, host, sizeof host, &v6, &port);
+	if (r)
+		return say(why, "%s", r);
+	if (v6 && inet_pton(AF_INET6, host, bin) != 1)
+		return say(why, "not a numeric IPv6 address");
+	for (const char *p = host; *p; p++)
+		if (!isalnum((unsigned char)*p) && !strchr(v6 ? ":." : ".-_", *p))
+			return say(why, "not a host name or address");
+	return 0;
+}
+
+/* ---- values ---- */
+
+/* Copies v into a char[size] field, zero-filling the rest, or refuses. */
+static int set_string(char *dst, size_t size, const char *v, char *why)
+{
+	size_t n = strlen(v);
+
+	if (n >= size)
+		return say(why, "too long (%zu characters)", n);
+	memset(dst, 0, size);
+	memcpy(dst, v, n);
+	return 0;
+}
+
+static int set_listen(struct config *cfg, const char *v, char *why)
+{
+	struct config_addr addr;
+	const char *r;
+
+	if (strlen(v) >= sizeof cfg->listen)
+		return say(why, "too long (%zu characters)", strlen(v));
+	r = addr_why(v, &addr);
+	if (r)
+		return say(why, "%s", r);
+	cfg->addr = addr;
+	return set_string(cfg->listen, sizeof cfg->listen, v, why);
+}
+
+static int set_path(const struct key *k, char *dst, const char *v, char *why)
+{
+	if (!*v)
+		return say(why, "empty");
+	if (word_in(access_log_words, v) && !word_in(k->words, v))
+		return say(why, "'%s' is not available for this key", v);
+	return set_string(dst, k->size, v, why);
+}
+
+static int set_words(const struct key *k, char *dst, const char *v, char *why)
+{
+	if (!word_in(k->words, v))
+		return say(why, "not one of the allowed words");
+	return set_string(dst, k->size, v, why);
+}
+
+static int set_int(const struct key *k, int *dst, const char *v, char *why)
+{
+	long long n;
+	int rc = parse_int(k, v, &n, why);
+
+	if (!rc)
+		*dst = (int)n;
+	return rc;
+}
+
+static int set_long(const struct key *k, long *dst, const char *v, char *why)
+{
+	long long n;
+	int rc = parse_int(k, v, &n, why);
+
+	if (!rc)
+		*dst = (long)n;
+	return rc;
+}
+
+static int set_auto(const struct key *k, int *dst, const char *v, char *why)
+{
+	if (strcmp(v, "auto"))
+		return set_int(k, dst, v, why);
+	*dst = 0;
+	return 0;
+}
+
+static int set_level(int *dst, const char *v, char *why)
+{
+	int level = log_level_parse(v);
+
+	if (level < 0)
+		return say(why, "unknown level");
+	*dst = level;
+	return 0;
+}
+
+/* Parses v as key k into cfg; 0, or -EINVAL with the reason in why. */
+static int set_value(struct config *cfg, const struct key *k, const char *v, char *why)
+{
+	void *f = field(cfg, k);
+
+	switch (k->type) {
+	case T_INT:
+		return set_int(k, f, v, why);
+	case T_AUTO:
+		return set_auto(k, f, v, why);
+	case T_LONG:
+		return set_long(k, f, v, why);
+	case T_SIZE:
+		return parse_size(k, v, f, why);
+	case T_DURATION:
+		return parse_duration(k, v, f, why);
+	case T_BOOL:
+		return parse_bool(v, f, why);
+	case T_STRING:
+		return set_string(f, k->size, v, why);
+	case T_PATH:
+		return set_path(k, f, v, why);
+	case T_CHOICE:
+		return set_words(k, f, v, why);
+	case T_LEVEL:
+		return set_level(f, v, why);
+	case T_LISTEN:
+		return set_listen(cfg, v, why);
+	case T_ADDRS:
+		return check_addrs(v, why) ? -EINVAL : set_string(f, k->size, v, why);
+	case T_HOSTPORT:
+		return check_hostport(v, why) ? -EINVAL : set_string(f, k->size, v, why);
+	}
+	return say(why, "unknown type");
+}
+
+/* What key k accepts, for the "allowed:" part of a message. */
+static void describe(const struct key *k, char *buf, size_t len)
+{
+	char lo[32], hi[32];
+
+	switch (k->type) {
+	case T_INT:
+	case T_LONG:
+		snprintf(buf, len, "%.0f..%.0f", k->min, k->max);
+		return;
+	case T_AUTO:
+		snprintf(buf, len, "auto or %.0f..%.0f", k->min, k->max);
+		return;
+	case T_SIZE:
+		size_text(k->min, lo, sizeof lo);
+		size_text(k->max, hi, sizeof hi);
+		snprintf(buf, len, "%s..%s bytes (suffixes k, m, g)", lo, hi);
+		return;
+	case T_DURATION:
+		snprintf(buf, len, "%g..%g seconds (suffixes ms, s, m, h)", k->min, k->max);
+		return;
+	case T_BOOL:
+		snprintf(buf, len, "on, off, true, false, yes, no, 1, 0");
+		return;
+	case T_STRING:
+		snprintf(buf, len, "at most %zu characters", k->size - 1);
+		return;
+	case T_PATH:
+		snprintf(buf, len, "a file path of at most %zu characters, ", k->size - 1);
+		word_list(k->words, buf + strlen(buf), len - strlen(buf));
+		return;
+	case T_CHOICE:
+		word_list(k->words, buf, len);
+		return;
+	case T_LEVEL:
+		snprintf(buf, len, "debug, info, warn, error");
+		return;
+	case T_LISTEN:
+		snprintf(buf, len, "IPV4:PORT, [IPV6]:PORT or *:PORT, PORT 1..65535");
+		return;
+	case T_ADDRS:
+		snprintf(buf, len, "comma-separated IP addresses or CIDR ranges, "
+			"at most %zu characters, or empty", k->size - 1);
+		return;
+	case T_HOSTPORT:
+		snprintf(buf, len, "empty (off), HOST:PORT or [IPV6]:PORT, PORT 1..65535");
+		return;
+	}
+	buf[0] = '\0';
+}
+
+/* The value of key k in cfg, in the file's syntax. */
+static void format_value(const struct config *cfg, const struct key *k, char *buf, size_t len)
+{
+	const void *f = cfield(cfg, k);
+
+	switch (k->type) {
+	case T_INT:
+		snprintf(buf, len, "%d", *(const int *)f);
+		return;
+	case T_AUTO:
+		if (*(const int *)f == 0)
+			snprintf(buf, len, "auto");
+		else
+			snprintf(buf, len, "%d", *(const int *)f);
+		return;
+	case T_LONG:
+		snprintf(buf, len, "%ld", *(const long *)f);
+		return;
+	case T_SIZE:
+		size_text((double)*(const size_t *)f, buf, len);
+		return;
+	case T_DURATION:
+		duration_text(*(const double *)f, buf, len);
+		return;
+	case T_BOOL:
+		snprintf(buf, len, "%s", *(const int *)f ? "on" : "off");
+		return;
+	case T_LEVEL:
+		snprintf(buf, len, "%s", log_level_name(*(const int *)f));
+		return;
+	default:
+		snprintf(buf, len, "%s", (const char *)f);
+		return;
+	}
+}
+
+/* ---- loading ---- */
+
+/* Records the first error of a load as "FILE:LINE: ...". */
+static void fail(struct load *ld, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void fail(struct load *ld, int line, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (ld->err_line)
+		return;
+	ld->err_line = line;
+	if (!ld->err || !ld->errlen)
+		return;
+	int n = snprintf(ld->err, ld->errlen, "%s:%d: ", ld->path, line);
+	if (n < 0 || (size_t)n >= ld->errlen)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(ld->err + n, ld->errlen - (size_t)n, fmt, ap);
+	va_end(ap);
+}
+
+static void fail_key(struct load *ld, const char *section, const char *name,
+	const char *value, const char *why, const char *allowed)
+{
+	int cut = strlen(value) > SHOW;
+
+	fail(ld, ld->lineno, "[%s] %s = '%.*s%s': %s; allowed: %s", section, name,
+		SHOW, value, cut ? "..." : "", why, allowed);
+}
+
+/* A [section] header names a known section, or the load fails here. */
+static void check_section(struct load *ld, const char *s)
+{
+	char list[WHY];
+
+	if (*s != '[')
+		return;
+	const char *close = strchr(s, ']');
+	if (!close)
+		return; /* inih reports the malformed line */
+	size_t n = (size_t)(close - s - 1);
+	if (section_known(s + 1, n))
+		return;
+	section_list(list, sizeof list);
+	fail(ld, ld->lineno, "[%.*s]: unknown section; allowed: %s", (int)(n > SHOW ? SHOW : n),
+		s + 1, list);
+}
+
+/* inih's reader: the next line, counted, without leading blanks. */
+static char *read_line(char *str, int num, void *stream)
+{
+	struct load *ld = stream;
+
+	if (ld->err_line || ld->read_errno)
+		return NULL; /* stop at the first error */
+	errno = 0;
+	ssize_t n = getline(&ld->line, &ld->cap, ld->fp);
+	if (n < 0) {
+		ld->read_errno = errno;
+		return NULL;
+	}
+	ld->lineno++;
+	const char *s = ld->line;
+	while (*s == ' ' || *s == '\t')
+		s++;
+	size_t len = (size_t)n - (size_t)(s - ld->line);
+	if (num < 3 || len > (size_t)num - 1) {
+		fail(ld, ld->lineno, "line too long (%zu characters); allowed: at most %d characters",
+			strcspn(ld->line, "\r\n"), num - 2);
+		s = "\n";
+		len = 1;
+	}
+	check_section(ld, s);
+	memcpy(str, s, len);
+	str[len] = '\0';
+	return str;
+}
+
+/* Removes one pair of double quotes around v, so `pidfile = ""` is empty. */
+static const char *unquote(const char *v, char *buf, size_t len)
+{
+	size_t n = strlen(v);
+
+	if (n < 2 || n - 1 > len || v[0] != '"' || v[n - 1] != '"')
+		return v;
+	memcpy(buf, v + 1, n - 2);
+	buf[n - 2] = '\0';
+	return buf;
+}
+
+/* inih's handler: one key = value; nonzero to go on. */
+static int on_key(void *user, const char *section, const char *name, const char *value)
+{
+	struct load *ld = user;
+	char why[WHY], allowed[WHY], plain[CONFIG_STR * 2];
+
+	if (!*section) {
+		section_list(allowed, sizeof allowed);
+		fail_key(ld, section, name, value, "key outside any section", allowed);
+		return 0;
+	}
+	const struct key *k = key_find(section, name);
+	if (!k) {
+		snprintf(why, sizeof why, "unknown key in [%s]", section);
+		key_list(section, allowed, sizeof allowed);
+		fail_key(ld, section, name, value, why, allowed);
+		return 0;
+	}
+	size_t i = (size_t)(k - keys);
+	if (ld->seen[i]) {
+		snprintf(why, sizeof why, "duplicate key, first set on line %d", ld->seen[i]);
+		fail_key(ld, section, name, value, why, "each key once");
+		return 0;
+	}
+	ld->seen[i] = ld->lineno;
+	if (set_value(ld->cfg, k, unquote(value, plain, sizeof plain), why)) {
+		describe(k, allowed, sizeof allowed);
+		fail_key(ld, section, name, value, why, allowed);
+		return 0;
+	}
+	return 1;
+}
+
+/* Reports line `lineno`, which inih could not parse, reading it again. */
+static void syntax_error(struct load *ld, int lineno)
+{
+	const char *s = "";
+	ssize_t n = 0;
+
+	ld->err_line = 0; /* an earlier line wins over what we found later */
+	rewind(ld->fp);
+	for (int i = 0; i < lineno; i++)
+		if ((n = getline(&ld->line, &ld->cap, ld->fp)) < 0)
+			break;
+	if (n > 0) {
+		s = ld->line;
+		while (*s == ' ' || *s == '\t')
+			s++;
+		ld->line[strcspn(ld->line, "\r\n")] = '\0';
+	}
+	int cut = strlen(s) > SHOW;
+	fail(ld, lineno, "cannot parse '%.*s%s'; allowed: [section], key = value, "
+		"# comment or ; comment", SHOW, s, cut ? "..." : "");
+}
+
+static int parse_file(struct load *ld)
+{
+	int rc = ini_parse_stream(read_line, ld, on_key, ld);
+
+	if (rc == -2)
+		return -ENOMEM;
+	if (rc > 0 && (!ld->err_line || rc < ld->err_line))
+		syntax_error(ld, rc);
+	if (ld->err_line)
+		return -EINVAL;
+	if (ld->read_errno) {
+		snprintf(ld->err, ld->errlen, "%s: cannot read: %s", ld->path,
+			strerror(ld->read_errno));
+		return -ld->read_errno;
+	}
+	return 0;
+}
+
+void config_defaults(struct config *cfg)
+{
+	char why[WHY];
+
+	memset(cfg, 0, sizeof *cfg);
+	for (size_t i = 0; i < NKEYS; i++) {
+		if (set_value(cfg, &keys[i], keys[i].def, why)) {
+			/* The table contradicts itself; the unit test stops this
+			 * long before a user could see it. */
+			fprintf(stderr, "forkd: bad default for %s.%s: %s\n", keys[i].section,
+				keys[i].name, why);
+			abort();
+		}
+	}
+}
+
+int config_load(struct config *cfg, const char *path, char *err, size_t errlen)
+{
+	struct config next;
+	struct load ld = { .cfg = &next, .path = path, .err = err, .errlen = errlen };
+	char dummy[1];
+	int rc;
+
+	if (!err || !errlen)
+		ld.err = dummy, ld.errlen = sizeof dummy;
+	ld.err[0] = '\0';
+	if (strlen(path) >= sizeof next.path) {
+		snprintf(ld.err, ld.errlen, "%s: cannot open: %s", path, strerror(ENAMETOOLONG));
+		return -ENAMETOOLONG;
+	}
+	ld.fp = fopen(path, "re");
+	if (!ld.fp) {
+		rc = -errno;
+		snprintf(ld.err, ld.errlen, "%s: cannot open: %s", path, strerror(-rc));
+		return rc;
+	}
+	config_defaults(&next);
+	rc = parse_file(&ld);
+	free(ld.line);
+	fclose(ld.fp);
+	if (rc == 0) {
+		strcpy(next.path, path);
+		*cfg = next; /* only a fully valid file replaces what the caller has */
+	}
+	return rc;
+}
+
+int config_set_listen(struct config *cfg, const char *value, char *err, size_t errlen)
+{
+	char why[WHY], allowed[WHY];
+	const struct key *k = key_find("server", "listen");
+
+	if (!set_listen(cfg, value, why))
+		return 0;
+	describe(k, allowed, sizeof allowed);
+	if (err && errlen)
+		snprintf(err, errlen, "--listen '%.*s%s': %s; allowed: %s", SHOW, value,
+			strlen(value) > SHOW ? "..." : "", why, allowed);
+	return -EINVAL;
+}
+
+static int online_cpus(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	const struct key *k = key_find("server", "workers");
+
+	if (n < 1)
+		return 1;
+	return n > (long)k->max ? (int)k->max : (int)n;
+}
+
+int config_workers(const struct config *cfg)
+{
+	return cfg->workers > 0 ? cfg->workers : online_cpus();
+}
+
+int config_threads(const struct config *cfg)
+{
+	if (cfg->threads > 0)
+		return cfg->threads;
+	int workers = config_workers(cfg);
+	int n = (online_cpus() + workers - 1) / workers;
+	return n < 1 ? 1 : n;
+}
+
+int config_queue_max(const struct config *cfg)
+{
+	return cfg->queue_max > 0 ? cfg->queue_max : 64 * config_threads(cfg);
+}
+
+void config_dump(const struct config *cfg, int fd)
+{
+	char value[CONFIG_STR], allowed[WHY];
+
+	for (size_t i = 0; i < NKEYS; i++) {
+		const struct key *k = &keys[i];
+		if (i == 0 || strcmp(k->section, keys[i - 1].section))
+			dprintf(fd, "%s[%s]\n", i ? "\n" : "", k->section);
+		format_value(cfg, k, value, sizeof value);
+		describe(k, allowed, sizeof allowed);
+		dprintf(fd, "# %s; default %s; allowed: %s\n%s =%s%s\n", k->help,
+			*k->def ? k->def : "empty", allowed, k->name, *value ? " " : "", value);
+	}
+}

@@ -1,0 +1,93 @@
+/* config: the INI configuration file (read with inih) turned into a validated
+ * struct config. Every key is a row of one table in config.c, with its type,
+ * default and allowed range; an error names the file, the line, the key and
+ * what is allowed. */
+#ifndef FORKD_CONFIG_H
+#define FORKD_CONFIG_H
+
+#include <stddef.h>
+
+#define CONFIG_STR 256
+#define CONFIG_MAX_LISTEN 8
+
+/* One parsed network address ("127.0.0.1:8080", "[::1]:8080", "*:8080"). */
+struct config_addr {
+	char host[64]; /* numeric address; "" means every address */
+	int port;
+};
+
+/* The whole configuration. Durations are seconds; sizes are bytes. */
+struct config {
+	char path[CONFIG_STR]; /* file it was read from, "" for built-in defaults */
+
+	/* [server] */
+	char listen[CONFIG_STR];         /* as written, for messages */
+	struct config_addr addr;         /* the parsed listen address */
+	int workers;                     /* 0 = auto: one per online CPU */
+	int backlog;
+	char pidfile[CONFIG_STR];        /* "" = none */
+	double graceful_timeout;
+	double worker_timeout;
+	long max_requests;               /* 0 = never recycle */
+	long max_requests_jitter;
+	int max_connections;
+	char user[64];                   /* "" = keep the current user */
+	char group[64];
+
+	/* [http] */
+	double keepalive_timeout;
+	double header_timeout;
+	double body_timeout;
+	double send_timeout;
+	size_t max_request_line;
+	size_t max_header_size;
+	int max_headers;
+	size_t max_body_size;
+	long max_keepalive_requests;
+	int max_pipeline;                /* requests parsed ahead of their responses */
+	size_t max_output;               /* bytes buffered for a client that is not reading */
+
+	/* [hash] */
+	int threads;                     /* 0 = auto: ceil(CPUs / workers) */
+	int queue_max;                   /* 0 = auto: 64 per thread */
+	int bcrypt_cost;
+
+	/* [log] */
+	char error_log[CONFIG_STR];      /* path or "stderr" */
+	char access_log[CONFIG_STR];     /* path, "stderr", "stdout" or "off" */
+	char access_log_format[CONFIG_STR];
+	int level;                       /* enum log_level */
+
+	/* [proxy] */
+	char trusted[CONFIG_STR];        /* addresses or CIDR ranges, comma separated */
+
+	/* [metrics] */
+	char metrics_allow[CONFIG_STR];
+
+	/* [bus] */
+	char redis[CONFIG_STR];          /* host:port, "" = off */
+
+	/* [debug] */
+	int debug_routes;                /* enables test-only routes such as /debug/block */
+};
+
+/* Fills cfg with the built-in defaults (the values conf/forkd.conf documents). */
+void config_defaults(struct config *cfg);
+/* Reads path into cfg (defaults first, then the file). 0 on success; on error
+ * -EINVAL (or -errno when the file cannot be read) and err holds one line
+ * "FILE:LINE: [section] key: what is wrong; allowed: ...". */
+int config_load(struct config *cfg, const char *path, char *err, size_t errlen);
+/* Applies a --listen value; 0, or -EINVAL with err set. */
+int config_set_listen(struct config *cfg, const char *value, char *err, size_t errlen);
+/* Parses "host:port" into addr; 0 or -EINVAL. */
+int config_parse_addr(const char *s, struct config_addr *addr);
+/* The worker count after resolving auto. */
+int config_workers(const struct config *cfg);
+/* Pool threads per worker after resolving auto. */
+int config_threads(const struct config *cfg);
+/* Pool queue bound per worker after resolving auto. */
+int config_queue_max(const struct config *cfg);
+/* Writes the effective configuration in the file's own syntax (for -T and tests). */
+void config_dump(const struct config *cfg, int fd);
+
+#endif

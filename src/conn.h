@@ -1,0 +1,99 @@
+/* conn: one TCP connection. Bytes read go through the HTTP parser; each
+ * complete request is dispatched to the app; responses are queued in the
+ * connection's output and written with one writev. An idle keep-alive
+ * connection holds no buffer: buffers come from the worker's spares when
+ * bytes arrive and go back when the connection falls idle. */
+#ifndef FORKD_CONN_H
+#define FORKD_CONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <ev.h>
+#include <netinet/in.h>
+
+#include "buf.h"
+#include "http.h"
+
+struct app;
+struct config;
+
+/* What every connection of a worker shares. One per worker. */
+struct conn_env {
+	struct ev_loop *loop;
+	struct app *app;
+	const struct config *cfg;
+	struct http_limits limits;
+	struct buf_pool bufs;      /* spare input and output buffers */
+	struct request **spare;    /* spare request objects */
+	size_t nspare, spare_max;
+	char *rbuf;                /* the one read buffer every read goes through */
+	size_t rbuf_size;
+	struct conn *head;         /* every open connection, for stop and drain */
+	size_t nconns;
+	bool draining;             /* graceful stop: finish in-flight work, keep nothing alive */
+	void (*on_close)(struct conn_env *env); /* after a connection closed */
+	unsigned long long requests; /* requests completed by this worker */
+	unsigned long long accepted; /* connections accepted by this worker */
+};
+
+/* A connection's output: copied bytes in out; static bodies referenced in
+ * segments (only when a response used response_send_static with a large body). */
+struct conn_seg {
+	const char *ext;  /* static memory, or NULL: the next len bytes of out */
+	size_t len;
+};
+
+/* One client connection. */
+struct conn {
+	struct conn_env *env;
+	struct conn *prev, *next;
+	int fd;
+	ev_io io;
+	ev_timer timer;
+	struct http_parser hp;
+	struct request *req;      /* NULL while idle */
+	struct buf in;            /* bytes read but not parsed yet */
+	struct buf out;           /* bytes to write */
+	struct conn_seg *segs;
+	size_t nsegs, segs_cap;
+	double last_activity;     /* loop time of the last read or write progress */
+	double linger_until;
+	unsigned long requests;   /* requests answered on this connection */
+	uint16_t flags;
+	struct sockaddr_in6 peer; /* IPv4 peers as v4-mapped */
+};
+
+/* Prepares env for a worker; 0 or -ENOMEM. */
+int conn_env_init(struct conn_env *env, struct ev_loop *loop, struct app *app,
+		  const struct config *cfg);
+/* Frees env's spares (connections must be closed first). */
+void conn_env_free(struct conn_env *env);
+/* Starts serving an accepted, non-blocking socket; 0 or -ENOMEM (fd is closed then). */
+int conn_open(struct conn_env *env, int fd, const struct sockaddr *peer, socklen_t peerlen);
+/* Closes the connection now, aborting any response in progress. */
+void conn_close(struct conn *c);
+/* Graceful stop: closes idle connections and makes busy ones close after their response. */
+void conn_drain_all(struct conn_env *env);
+/* Closes every connection now. */
+void conn_close_all(struct conn_env *env);
+
+/* Output for response.c: appends a copy; 0 or -ENOMEM. */
+int conn_out(struct conn *c, const void *data, size_t len);
+/* Output for response.c: appends static memory by reference; 0 or -ENOMEM. */
+int conn_out_static(struct conn *c, const void *data, size_t len);
+/* The buffer responses serialise into (for in-place formatting). */
+struct buf *conn_outbuf(struct conn *c);
+/* Records that len bytes were appended to conn_outbuf directly. */
+void conn_out_commit(struct conn *c, size_t len);
+/* Bytes queued and not yet written. */
+size_t conn_out_pending(const struct conn *c);
+/* Tries to write the queued output now. */
+void conn_flush(struct conn *c);
+/* Called by response.c when the current response has ended. */
+void conn_response_ended(struct conn *c);
+/* The peer address as text (client address before proxy headers). */
+const char *conn_peer(const struct conn *c, char *out, size_t outlen);
+
+#endif

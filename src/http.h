@@ -1,0 +1,129 @@
+/* http: the llhttp glue. Bytes go in, complete requests come out, with forkd's
+ * limits and framing rules applied while the bytes arrive; bad input yields
+ * the status to answer before the connection is closed. */
+#ifndef FORKD_HTTP_H
+#define FORKD_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <llhttp.h>
+
+#include "buf.h"
+#include "response.h"
+
+struct app;
+struct conn;
+
+/* The limits a parser enforces (from [http]). */
+struct http_limits {
+	size_t max_request_line;
+	size_t max_header_size;
+	size_t max_headers;
+	size_t max_body_size;
+};
+
+/* A header as offsets into the request's arena (the arena may move while the
+ * request is read); request_header resolves them. */
+struct http_header {
+	uint32_t name_off, name_len;
+	uint32_t value_off, value_len;
+};
+
+/* One request and its response. Owned by its connection; its memory is reused
+ * across the connection's keep-alive requests. Pointers are valid once the
+ * request is complete and until the response has ended. */
+struct request {
+	struct conn *conn;
+	struct app *app;
+	struct response res;
+
+	/* the request as read */
+	const char *method;        /* static name, "GET" */
+	int method_id;             /* enum llhttp_method */
+	uint8_t http_major, http_minor;
+	bool keep_alive;
+	bool chunked;
+	const char *target;        /* the request-target as sent */
+	size_t target_len;
+	const char *path;          /* target up to '?' (still percent-encoded) */
+	size_t path_len;
+	const char *query;         /* after '?' (encoded), NULL when absent */
+	size_t query_len;
+	const char *body;
+	size_t body_len;
+	uint64_t content_length;   /* announced, when not chunked */
+	double start;              /* loop time of the request's first byte */
+
+	/* route parameters (raw values inside path) */
+	size_t nparams;
+	struct { const char *name; size_t name_len; const char *value; size_t value_len; } params[8];
+
+	/* parse state */
+	struct buf arena;          /* target, header names and values, body */
+	struct http_header *headers;
+	size_t nheaders, headers_cap;
+	uint32_t target_off, body_off;
+	size_t head_bytes;         /* bytes of the request head seen so far */
+	size_t line_bytes;         /* bytes of the request line (once it ended) */
+	size_t chunk_ext_bytes;
+	uint8_t head_state;        /* the raw-head scanner's state */
+	uint8_t last_cb;           /* which header span came last (name or value) */
+	bool head_done;
+	bool expect_continue;
+	uint8_t host_count;
+	uint8_t cl_count;
+	uint8_t te_count;
+	int error_status;          /* status to answer for bad input, 0 if none */
+	const char *error_reason;  /* short text for the error body */
+};
+
+/* What http_feed found. */
+enum http_event {
+	HTTP_EV_MORE = 0,     /* all bytes consumed, the request is not complete yet */
+	HTTP_EV_REQUEST = 1,  /* a request is complete; *used bytes were consumed */
+	HTTP_EV_ERROR = 2,    /* bad input: answer req->error_status and close */
+};
+
+/* Called once the head is complete, before the body is read: returns 0 to go
+ * on, or a status to refuse the request with (404 or 413 for Expect, ...). */
+typedef int (*http_head_fn)(struct request *req, void *udata);
+
+/* Per-connection parser state. */
+struct http_parser {
+	llhttp_t llhttp;
+	struct request *req;
+	const struct http_limits *limits;
+	http_head_fn on_head;
+	void *head_udata;
+};
+
+/* Prepares the parser for a new connection. */
+void http_parser_init(struct http_parser *hp, const struct http_limits *limits,
+		      http_head_fn on_head, void *udata);
+/* Attaches the request object that the next message fills (reset by the parser). */
+void http_parser_attach(struct http_parser *hp, struct request *req);
+/* Parses data; *used gets the bytes consumed (all of them for HTTP_EV_MORE). */
+enum http_event http_feed(struct http_parser *hp, const char *data, size_t len, size_t *used);
+/* Whether the parser is between requests (no byte of the next one seen). */
+bool http_idle(const struct http_parser *hp);
+
+/* Sets up a request object (no memory is allocated until bytes arrive). */
+void request_init(struct request *req);
+/* Forgets the previous request, keeping its memory. */
+void request_reset(struct request *req);
+/* Releases the request's memory. */
+void request_free(struct request *req);
+/* The value of header name (case-insensitive) and its length, or NULL. */
+const char *request_header(const struct request *req, const char *name, size_t *len);
+/* Whether the header name's value equals value, ignoring case. */
+bool request_header_is(const struct request *req, const char *name, const char *value);
+/* Copies the decoded query parameter name into out (NUL-terminated). Returns
+ * its length, -ENOENT when absent, -EINVAL for bad encoding, -ENOSPC when it
+ * does not fit. */
+int request_query(const struct request *req, const char *name, char *out, size_t outlen);
+/* Same for a route parameter (":id"). */
+int request_param(const struct request *req, const char *name, char *out, size_t outlen);
+
+#endif

@@ -1,0 +1,28 @@
+/* log: the error log (levels, timestamps, pid and slot) and the access log.
+ * Messages go to a file or to stderr; both files reopen on SIGUSR1. */
+#ifndef FORKD_LOG_H
+#define FORKD_LOG_H
+
+enum log_level { LOG_DEBUG = 0, LOG_INFO = 1, LOG_WARN = 2, LOG_ERROR = 3 };
+
+/* Opens the error log at path ("stderr" or NULL for stderr) with a minimum level; 0 or -errno. */
+int log_open(const char *path, enum log_level level);
+/* Sets the slot shown in each line (-1 for the primary). */
+void log_set_slot(int slot);
+/* Reopens the error log file (after logrotate moved it); 0 or -errno. */
+int log_reopen(void);
+/* Closes the error log file. */
+void log_close(void);
+/* Parses "debug", "info", "warn" or "error"; the level, or -1. */
+int log_level_parse(const char *s);
+/* The name log_level_parse accepts for level ("info"); "?" when out of range. */
+const char *log_level_name(int level);
+/* Writes one line at the given level: "<time> [level] <pid>#<slot>: message". */
+void log_write(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#define log_debug(...) log_write(LOG_DEBUG, __VA_ARGS__)
+#define log_info(...) log_write(LOG_INFO, __VA_ARGS__)
+#define log_warn(...) log_write(LOG_WARN, __VA_ARGS__)
+#define log_error(...) log_write(LOG_ERROR, __VA_ARGS__)
+
+#endif

@@ -1,0 +1,171 @@
+/* main: the command line. Finds and checks the configuration, applies the
+ * command-line overrides, opens the error log and hands over to the primary. */
+#include "config.h"
+#include "log.h"
+#include "primary.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#ifndef FORKD_VERSION
+#define FORKD_VERSION "unknown"
+#endif
+
+/* Tried in this order when -c is not given: a checkout first, then the
+ * installed file, so `forkd` in the source tree runs the tree's config. */
+static const char *const default_paths[] = { "conf/forkd.conf", "/etc/forkd/forkd.conf" };
+
+/* Exit codes: 1 for a bad configuration, 2 for a bad command line. */
+enum { EXIT_CONFIG = 1, EXIT_USAGE = 2 };
+
+/* Long options without a short form. */
+enum { OPT_LISTEN = 256, OPT_WORKERS };
+
+/* What the command line asked for. */
+struct cli {
+	const char *path;    /* -c, or NULL */
+	const char *listen;  /* --listen, or NULL */
+	int workers;         /* --workers, 0 = not given */
+	int test;            /* -t: check the configuration and exit */
+	int dump;            /* -T: check it and print the effective values */
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: forkd [-c FILE] [-t | -T] [--listen HOST:PORT] [--workers N] [-v] [-h]\n"
+		"  -c, --config FILE    configuration file (default: conf/forkd.conf if it\n"
+		"                       exists, else /etc/forkd/forkd.conf, else built-in defaults)\n"
+		"  -t, --test           check the configuration and exit\n"
+		"  -T, --dump           check the configuration, print every effective value, exit\n"
+		"      --listen H:P     listen on H:P instead of [server] listen\n"
+		"      --workers N      run N workers (1..256) instead of [server] workers\n"
+		"  -v, --version        print the version and exit\n"
+		"  -h, --help           print this help and exit\n");
+}
+
+/* --workers: a whole number 1..256; 0 after printing why it is not. */
+static int parse_workers(const char *s)
+{
+	char *end;
+
+	errno = 0;
+	long n = strtol(s, &end, 10);
+	if (errno || end == s || *end || n < 1 || n > 256) {
+		fprintf(stderr, "forkd: --workers '%s': not a whole number in 1..256\n", s);
+		return 0;
+	}
+	return (int)n;
+}
+
+/* Fills cli from argv; -1 to go on, else the exit code. */
+static int parse_args(int argc, char **argv, struct cli *cli)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "test", no_argument, NULL, 't' },
+		{ "dump", no_argument, NULL, 'T' },
+		{ "version", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "listen", required_argument, NULL, OPT_LISTEN },
+		{ "workers", required_argument, NULL, OPT_WORKERS },
+		{ NULL, 0, NULL, 0 },
+	};
+	int c;
+
+	while ((c = getopt_long(argc, argv, "c:tTvh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c': cli->path = optarg; break;
+		case 't': cli->test = 1; break;
+		case 'T': cli->test = cli->dump = 1; break;
+		case 'v': printf("forkd %s\n", FORKD_VERSION); return 0;
+		case 'h': usage(stdout); return 0;
+		case OPT_LISTEN: cli->listen = optarg; break;
+		case OPT_WORKERS:
+			if (!(cli->workers = parse_workers(optarg)))
+				return EXIT_USAGE;
+			break;
+		default: usage(stderr); return EXIT_USAGE;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "forkd: unexpected argument '%s'\n", argv[optind]);
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	return -1;
+}
+
+/* The file to read: -c, else the first default that exists, else NULL. */
+static const char *config_path(const struct cli *cli)
+{
+	if (cli->path)
+		return cli->path;
+	for (size_t i = 0; i < sizeof default_paths / sizeof default_paths[0]; i++)
+		if (access(default_paths[i], F_OK) == 0)
+			return default_paths[i];
+	return NULL;
+}
+
+/* Loads path (or the defaults) and applies the overrides; 0 or an exit code. */
+static int configure(struct config *cfg, const char *path, const struct cli *cli)
+{
+	char err[1024];
+
+	if (!path)
+		config_defaults(cfg);
+	else if (config_load(cfg, path, err, sizeof err) < 0) {
+		fprintf(stderr, "forkd: %s\n", err);
+		return EXIT_CONFIG;
+	}
+	if (cli->listen && config_set_listen(cfg, cli->listen, err, sizeof err) < 0) {
+		fprintf(stderr, "forkd: %s\n", err);
+		return EXIT_USAGE;
+	}
+	if (cli->workers)
+		cfg->workers = cli->workers;
+	return 0;
+}
+
+static int report_test(const struct config *cfg, const char *path, int dump)
+{
+	if (dump) {
+		fflush(stdout);
+		config_dump(cfg, STDOUT_FILENO);
+	}
+	printf("forkd: configuration file %s test is successful\n",
+		path ? path : "(built-in defaults)");
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct cli cli = { 0 };
+	struct config cfg;
+
+	int rc = parse_args(argc, argv, &cli);
+	if (rc >= 0)
+		return rc;
+	const char *path = config_path(&cli);
+	rc = configure(&cfg, path, &cli);
+	if (rc)
+		return rc;
+	if (cli.test)
+		return report_test(&cfg, path, cli.dump);
+
+	rc = log_open(cfg.error_log, cfg.level);
+	if (rc < 0) {
+		fprintf(stderr, "forkd: cannot open error log %s: %s\n", cfg.error_log, strerror(-rc));
+		return EXIT_CONFIG;
+	}
+	if (!path)
+		log_info("no configuration file (tried %s and %s); running on built-in defaults",
+			default_paths[0], default_paths[1]);
+	else
+		log_info("configuration from %s", path);
+	return primary_run(&cfg, path);
+}

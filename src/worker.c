@@ -1,0 +1,271 @@
+/* worker: one process, one libev loop.
+ *
+ * The loop watches the slot's listening socket, every connection, a
+ * one-second heartbeat, and the signals that stop the worker or reopen its
+ * logs. Nothing on it blocks: CPU-heavy work goes to the pool, waiting goes
+ * to timers.
+ *
+ * Stopping gracefully means: stop accepting, let every request in flight
+ * finish (a pending timer or pool job included), close keep-alive
+ * connections as soon as they fall idle, and leave the loop when the last
+ * connection is gone and the pool has nothing left. */
+#include "worker.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <ev.h>
+
+#include "app.h"
+#include "conn.h"
+#include "log.h"
+#include "pool.h"
+#include "routes.h"
+
+/* How long to pause accepting after EMFILE/ENFILE, so the loop does not spin. */
+#define ACCEPT_PAUSE 0.1
+
+struct worker {
+	struct ev_loop *loop;
+	const struct worker_args *args;
+	struct app *app;
+	struct conn_env env;
+	ev_io accept_w;
+	ev_timer accept_pause;
+	ev_timer heartbeat;
+	ev_timer ready;
+	ev_timer grace;
+	ev_signal sig_term, sig_int, sig_quit, sig_usr1, sig_hup;
+	bool stopping;
+	int exit_code;
+};
+
+static void accept_resume(struct worker *w)
+{
+	if (!w->stopping && !ev_is_active(&w->accept_w) && !ev_is_active(&w->accept_pause) &&
+	    w->env.nconns < (size_t)w->args->cfg->max_connections)
+		ev_io_start(w->loop, &w->accept_w);
+}
+
+static void accept_cb(struct ev_loop *loop, ev_io *io, int revents)
+{
+	struct worker *w = io->data;
+	const struct config *cfg = w->args->cfg;
+
+	(void)revents;
+	while (w->env.nconns < (size_t)cfg->max_connections) {
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof ss;
+		int fd = accept4(io->fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+				log_error("accept: %s; pausing accepts for %.1f s", strerror(errno),
+					  ACCEPT_PAUSE);
+				ev_io_stop(loop, io);
+				ev_timer_set(&w->accept_pause, ACCEPT_PAUSE, 0);
+				ev_timer_start(loop, &w->accept_pause);
+			} else if (errno != EAGAIN && errno != EWOULDBLOCK) {
+				log_error("accept: %s", strerror(errno));
+			}
+			return;
+		}
+		int one = 1;
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+		if (conn_open(&w->env, fd, (struct sockaddr *)&ss, len))
+			log_error("out of memory for a new connection; closed it");
+	}
+	/* At the cap: stop accepting; a closing connection starts it again. */
+	ev_io_stop(loop, io);
+}
+
+static void accept_pause_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	(void)loop;
+	(void)revents;
+	accept_resume(t->data);
+}
+
+static void maybe_done(struct worker *w)
+{
+	if (w->stopping && w->env.nconns == 0 && (!w->app->pool || pool_pending(w->app->pool) == 0))
+		ev_break(w->loop, EVBREAK_ALL);
+}
+
+static void on_conn_close(struct conn_env *env)
+{
+	struct worker *w = (struct worker *)((char *)env - offsetof(struct worker, env));
+
+	accept_resume(w);
+	maybe_done(w);
+}
+
+static void on_pool_idle(void *udata)
+{
+	maybe_done(udata);
+}
+
+static void stop_graceful(struct worker *w)
+{
+	if (w->stopping)
+		return;
+	w->stopping = true;
+	log_info("graceful stop: %zu connection(s) open", w->env.nconns);
+	ev_io_stop(w->loop, &w->accept_w);
+	ev_timer_stop(w->loop, &w->accept_pause);
+	ev_timer_set(&w->grace, w->args->cfg->graceful_timeout, 0);
+	ev_timer_start(w->loop, &w->grace);
+	conn_drain_all(&w->env);
+	maybe_done(w);
+}
+
+static void grace_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct worker *w = t->data;
+
+	(void)revents;
+	log_warn("graceful stop timed out with %zu connection(s) open; closing them",
+		 w->env.nconns);
+	conn_close_all(&w->env);
+	ev_break(loop, EVBREAK_ALL);
+}
+
+static void signal_cb(struct ev_loop *loop, ev_signal *s, int revents)
+{
+	struct worker *w = s->data;
+
+	(void)revents;
+	switch (s->signum) {
+	case SIGTERM:
+	case SIGINT:
+		stop_graceful(w);
+		break;
+	case SIGQUIT:
+		w->stopping = true;
+		conn_close_all(&w->env);
+		ev_break(loop, EVBREAK_ALL);
+		break;
+	case SIGUSR1:
+		log_reopen();
+		break;
+	default:
+		break; /* SIGHUP: reload is the primary's business */
+	}
+}
+
+static void heartbeat_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	(void)loop;
+	(void)t;
+	(void)revents;
+}
+
+/* Runs once the loop is turning: the worker is ready to serve. */
+static void ready_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct worker *w = t->data;
+	static const char msg[] = "ready\n";
+
+	(void)loop;
+	(void)revents;
+	if (w->args->channel_fd >= 0 && write(w->args->channel_fd, msg, sizeof msg - 1) < 0)
+		log_warn("cannot tell the primary we are ready: %s", strerror(errno));
+}
+
+static void watch_signal(struct worker *w, ev_signal *s, int signum)
+{
+	ev_signal_init(s, signal_cb, signum);
+	s->data = w;
+	ev_signal_start(w->loop, s);
+	ev_unref(w->loop); /* signal watchers alone do not keep the loop alive */
+}
+
+static void start_watchers(struct worker *w)
+{
+	ev_io_init(&w->accept_w, accept_cb, w->args->listen_fd, EV_READ);
+	w->accept_w.data = w;
+	ev_io_start(w->loop, &w->accept_w);
+	ev_init(&w->accept_pause, accept_pause_cb);
+	w->accept_pause.data = w;
+	ev_init(&w->grace, grace_cb);
+	w->grace.data = w;
+	ev_timer_init(&w->heartbeat, heartbeat_cb, 1.0, 1.0);
+	w->heartbeat.data = w;
+	ev_timer_start(w->loop, &w->heartbeat);
+	ev_unref(w->loop);
+	ev_timer_init(&w->ready, ready_cb, 0, 0);
+	w->ready.data = w;
+	ev_timer_start(w->loop, &w->ready);
+	watch_signal(w, &w->sig_term, SIGTERM);
+	watch_signal(w, &w->sig_int, SIGINT);
+	watch_signal(w, &w->sig_quit, SIGQUIT);
+	watch_signal(w, &w->sig_usr1, SIGUSR1);
+	watch_signal(w, &w->sig_hup, SIGHUP);
+}
+
+static int setup(struct worker *w)
+{
+	const struct config *cfg = w->args->cfg;
+
+	w->loop = ev_default_loop(EVFLAG_AUTO | EVFLAG_NOENV);
+	if (!w->loop) {
+		log_error("cannot create the event loop");
+		return WORKER_EXIT_ERROR;
+	}
+	w->app = app_new(w->loop, cfg, w->args->slot);
+	if (!w->app || conn_env_init(&w->env, w->loop, w->app, cfg)) {
+		log_error("out of memory starting the worker");
+		return WORKER_EXIT_ERROR;
+	}
+	w->env.on_close = on_conn_close;
+	int rc = routes_register(w->app);
+	if (rc) {
+		log_error("cannot register the routes: %s", strerror(-rc));
+		return WORKER_EXIT_CONFIG;
+	}
+	w->app->pool = pool_new(w->loop, (unsigned)config_threads(cfg),
+				(unsigned)config_queue_max(cfg));
+	if (!w->app->pool) {
+		log_error("cannot start the thread pool: %s", strerror(errno));
+		return WORKER_EXIT_ERROR;
+	}
+	pool_set_idle_cb(w->app->pool, on_pool_idle, w);
+	return WORKER_EXIT_OK;
+}
+
+static void teardown(struct worker *w, int graceful)
+{
+	conn_close_all(&w->env);
+	if (w->app && w->app->pool)
+		pool_free(w->app->pool, graceful);
+	if (w->app)
+		w->app->pool = NULL;
+	if (w->env.rbuf)
+		conn_env_free(&w->env);
+	app_free(w->app);
+	if (w->loop)
+		ev_loop_destroy(w->loop);
+}
+
+int worker_run(const struct worker_args *args)
+{
+	struct worker w;
+
+	memset(&w, 0, sizeof w);
+	w.args = args;
+	signal(SIGPIPE, SIG_IGN);
+	log_set_slot(args->slot);
+	int rc = setup(&w);
+	if (rc == WORKER_EXIT_OK) {
+		start_watchers(&w);
+		ev_run(w.loop, 0);
+	}
+	teardown(&w, 1);
+	return rc;
+}

@@ -1,0 +1,146 @@
+/* Unit tests for buf.c: growth, formatting, consumption and the spare pool. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <string.h>
+
+#include "buf.h"
+
+static void test_empty_until_append(void **state)
+{
+	struct buf b;
+	(void)state;
+	buf_init(&b);
+	assert_null(b.data);
+	assert_int_equal(b.len, 0);
+	assert_int_equal(buf_append(&b, "", 0), 0);
+	assert_null(b.data); /* nothing appended: still no allocation */
+	assert_int_equal(buf_append(&b, "abc", 3), 0);
+	assert_int_equal(b.len, 3);
+	assert_memory_equal(b.data, "abc", 3);
+	buf_free(&b);
+	assert_null(b.data);
+}
+
+static void test_growth_keeps_content(void **state)
+{
+	struct buf b;
+	(void)state;
+	buf_init(&b);
+	for (int i = 0; i < 100000; i++)
+		assert_int_equal(buf_append(&b, &"0123456789"[i % 10], 1), 0);
+	assert_int_equal(b.len, 100000);
+	assert_true(b.cap >= b.len);
+	for (int i = 0; i < 100000; i += 997)
+		assert_int_equal(b.data[i], '0' + i % 10);
+	buf_free(&b);
+}
+
+static void test_printf_small_and_large(void **state)
+{
+	struct buf b;
+	char big[1000];
+	(void)state;
+	buf_init(&b);
+	assert_int_equal(buf_printf(&b, "%d-%s", 42, "x"), 0);
+	assert_int_equal(b.len, 4);
+	assert_memory_equal(b.data, "42-x", 4);
+	memset(big, 'z', sizeof big - 1);
+	big[sizeof big - 1] = '\0';
+	assert_int_equal(buf_printf(&b, "[%s]", big), 0);
+	assert_int_equal(b.len, 4 + 2 + 999);
+	assert_int_equal(b.data[4], '[');
+	assert_int_equal(b.data[b.len - 1], ']');
+	buf_free(&b);
+}
+
+static void test_put_u64(void **state)
+{
+	struct buf b;
+	(void)state;
+	buf_init(&b);
+	buf_put_u64(&b, 0);
+	buf_puts(&b, ",");
+	buf_put_u64(&b, 18446744073709551615ULL);
+	assert_int_equal(b.len, strlen("0,18446744073709551615"));
+	assert_memory_equal(b.data, "0,18446744073709551615", b.len);
+	buf_free(&b);
+}
+
+static void test_consume_and_reset(void **state)
+{
+	struct buf b;
+	(void)state;
+	buf_init(&b);
+	buf_puts(&b, "hello world");
+	buf_consume(&b, 6);
+	assert_int_equal(b.len, 5);
+	assert_memory_equal(b.data, "world", 5);
+	buf_consume(&b, 100);
+	assert_int_equal(b.len, 0);
+	size_t cap = b.cap;
+	buf_puts(&b, "x");
+	buf_reset(&b);
+	assert_int_equal(b.len, 0);
+	assert_int_equal(b.cap, cap); /* memory kept for reuse */
+	buf_free(&b);
+}
+
+static void test_pool_reuses_blocks(void **state)
+{
+	struct buf_pool p;
+	struct buf a, b;
+	(void)state;
+	assert_int_equal(buf_pool_init(&p, 1), 0);
+	buf_init(&a);
+	buf_init(&b);
+	buf_puts(&a, "first");
+	char *block = a.data;
+	buf_pool_give(&p, &a);
+	assert_null(a.data);
+	assert_int_equal(p.count, 1);
+	buf_pool_take(&p, &b);
+	assert_ptr_equal(b.data, block);
+	assert_int_equal(b.len, 0);
+	assert_int_equal(p.count, 0);
+	/* a full pool frees instead of keeping */
+	buf_puts(&a, "second");
+	buf_pool_give(&p, &b);
+	buf_pool_give(&p, &a);
+	assert_int_equal(p.count, 1);
+	assert_null(a.data);
+	buf_pool_free(&p);
+}
+
+static void test_pool_drops_large_blocks(void **state)
+{
+	struct buf_pool p;
+	struct buf a;
+	char chunk[4096] = {0};
+	(void)state;
+	assert_int_equal(buf_pool_init(&p, 4), 0);
+	buf_init(&a);
+	for (int i = 0; i < 64; i++)
+		buf_append(&a, chunk, sizeof chunk);
+	buf_pool_give(&p, &a);
+	assert_int_equal(p.count, 0); /* 256 KiB is not worth keeping */
+	assert_null(a.data);
+	buf_pool_free(&p);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_empty_until_append),
+		cmocka_unit_test(test_growth_keeps_content),
+		cmocka_unit_test(test_printf_small_and_large),
+		cmocka_unit_test(test_put_u64),
+		cmocka_unit_test(test_consume_and_reset),
+		cmocka_unit_test(test_pool_reuses_blocks),
+		cmocka_unit_test(test_pool_drops_large_blocks),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
