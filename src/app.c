@@ -7,6 +7,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "conn.h"
+#include "config.h"
 #include "log.h"
 
 struct app *app_new(struct ev_loop *loop, const struct config *cfg, int slot)
@@ -18,6 +20,9 @@ struct app *app_new(struct ev_loop *loop, const struct config *cfg, int slot)
 	app->loop = loop;
 	app->cfg = cfg;
 	app->slot = slot;
+	/* config_load validated both lists, so parsing cannot fail here. */
+	addr_list_parse(&app->trusted, cfg->trusted, NULL, 0);
+	addr_list_parse(&app->metrics_allow, cfg->metrics_allow, NULL, 0);
 	app->events = emitter_new();
 	app->router = app->events ? router_new(app->events) : NULL;
 	if (!app->router) {
@@ -80,6 +85,67 @@ int app_on(struct app *app, const char *event, emitter_fn fn, void *udata)
 int app_emit(struct app *app, const char *event, void *arg)
 {
 	return emitter_emit(app->events, event, arg);
+}
+
+static bool peer_trusted(const struct app *app, const struct request *req)
+{
+	return app->trusted.count && addr_list_match(&app->trusted, &req->conn->peer.sin6_addr);
+}
+
+/* The nearest address of an X-Forwarded-For list that is not a trusted proxy,
+ * walking from the right (each proxy appends the address it saw). */
+static bool forwarded_for(const struct app *app, const char *v, size_t len, char *out,
+			  size_t outlen)
+{
+	const char *end = v + len;
+	bool found = false;
+
+	while (end > v) {
+		const char *start = end;
+		while (start > v && start[-1] != ',')
+			start--;
+		const char *a = start, *b = end;
+		while (a < b && (*a == ' ' || *a == '\t'))
+			a++;
+		while (b > a && (b[-1] == ' ' || b[-1] == '\t'))
+			b--;
+		struct in6_addr addr;
+		if (addr_parse(a, (size_t)(b - a), &addr))
+			break; /* garbage: trust nothing further left */
+		snprintf(out, outlen, "%.*s", (int)(b - a), a);
+		found = true;
+		if (!addr_list_match(&app->trusted, &addr))
+			break;
+		end = start > v ? start - 1 : v;
+	}
+	return found;
+}
+
+const char *app_client_addr(const struct app *app, const struct request *req, char *out,
+			    size_t len)
+{
+	size_t n;
+	const char *v;
+	struct in6_addr addr;
+
+	if (peer_trusted(app, req)) {
+		if ((v = request_header(req, "x-forwarded-for", &n)) && forwarded_for(app, v, n, out, len))
+			return out;
+		if ((v = request_header(req, "x-real-ip", &n)) && addr_parse(v, n, &addr) == 0) {
+			snprintf(out, len, "%.*s", (int)n, v);
+			return out;
+		}
+	}
+	if (!conn_peer(req->conn, out, len))
+		snprintf(out, len, "-");
+	return out;
+}
+
+const char *app_client_scheme(const struct app *app, const struct request *req)
+{
+	if (peer_trusted(app, req) && request_header_is(req, "x-forwarded-proto", "https"))
+		return "https";
+	return "http";
 }
 
 static bool is_json_type(const struct request *req)

@@ -6,6 +6,7 @@
 
 #include <jansson.h>
 
+#include "addr.h"
 #include "emitter.h"
 #include "http.h"
 #include "response.h"
@@ -23,6 +24,8 @@ struct app {
 	struct router *router;
 	struct pool *pool;  /* CPU-heavy work; NULL until the worker starts it */
 	int slot;
+	struct addr_list trusted;       /* [proxy] trusted: peers whose forwarding headers count */
+	struct addr_list metrics_allow; /* [metrics] allow */
 };
 
 /* What "error" listeners receive. */
@@ -48,6 +51,15 @@ int app_delete(struct app *app, const char *path, route_fn fn, void *udata);
 int app_on(struct app *app, const char *event, emitter_fn fn, void *udata);
 /* Emits an application event (see emitter_emit for the result). */
 int app_emit(struct app *app, const char *event, void *arg);
+
+/* The client's address as text into out: the peer's own, or, when the peer
+ * is a trusted proxy, the nearest untrusted address of X-Forwarded-For
+ * (walking from the right), else X-Real-IP. Headers from anyone else are
+ * ignored, so they cannot spoof it. */
+const char *app_client_addr(const struct app *app, const struct request *req, char *out,
+			    size_t len);
+/* The scheme the client used: "https" only when a trusted proxy says so. */
+const char *app_client_scheme(const struct app *app, const struct request *req);
 
 /* Parses the request body as a JSON object. On bad input it answers itself
  * (415 for a Content-Type other than application/json, 400 with a JSON error

@@ -92,7 +92,8 @@ static const struct key keys[] = {
 	{ "server", "max_requests", T_LONG, FIELD(max_requests), 0, 1e9, "0", NULL,
 		"requests a worker serves before it is replaced; 0 = never" },
 	{ "server", "max_requests_jitter", T_LONG, FIELD(max_requests_jitter), 0, 1e9, "0", NULL,
-		"random extra up to this added to max_requests per worker, so they are not all replaced at once" },
+		"random extra up to this added to max_requests per worker, so workers are "
+		"not all replaced at once" },
 	{ "server", "max_connections", T_INT, FIELD(max_connections), 1, 1000000, "10000", NULL,
 		"open connections per worker; more wait in the accept queue" },
 	{ "server", "user", T_STRING, FIELD(user), 0, 0, "", NULL,
@@ -742,7 +743,8 @@ static void format_value(const struct config *cfg, const struct key *k, char *bu
 /* ---- loading ---- */
 
 /* Records the first error of a load as "FILE:LINE: ...". */
-static void fail(struct load *ld, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void fail(struct load *ld, int line, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
 static void fail(struct load *ld, int line, const char *fmt, ...)
 {
 	va_list ap;
@@ -765,7 +767,7 @@ static void fail_key(struct load *ld, const char *section, const char *name,
 {
 	int cut = strlen(value) > SHOW;
 
-	fail(ld, ld->lineno, "[%s] %s = '%.*s%s': %s; allowed: %s", section, name,
+	fail(ld, ld->lineno, "[%s] %.*s = '%.*s%s': %s; allowed: %s", section, SHOW, name,
 		SHOW, value, cut ? "..." : "", why, allowed);
 }
 

@@ -75,7 +75,8 @@ struct config {
 void config_defaults(struct config *cfg);
 /* Reads path into cfg (defaults first, then the file). 0 on success; on error
  * -EINVAL (or -errno when the file cannot be read) and err holds one line
- * "FILE:LINE: [section] key: what is wrong; allowed: ...". */
+ * "FILE:LINE: [section] key = 'value': what is wrong; allowed: ..." (cut to
+ * errlen; 1024 is ample); cfg is left as it was, so a bad reload changes nothing. */
 int config_load(struct config *cfg, const char *path, char *err, size_t errlen);
 /* Applies a --listen value; 0, or -EINVAL with err set. */
 int config_set_listen(struct config *cfg, const char *value, char *err, size_t errlen);

@@ -56,7 +56,7 @@ static int parse_workers(const char *s)
 	errno = 0;
 	long n = strtol(s, &end, 10);
 	if (errno || end == s || *end || n < 1 || n > 256) {
-		fprintf(stderr, "forkd: --workers '%s': not a whole number in 1..256\n", s);
+		fprintf(stderr, "forkd: --workers '%s': must be a whole number in 1..256\n", s);
 		return 0;
 	}
 	return (int)n;
