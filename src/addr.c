@@ -41,7 +41,8 @@ static int range_parse(const char *item, size_t len, struct addr_range *r)
 	if (slash) {
 		char *end;
 		const char *b = slash + 1;
-		if (b >= item + len || *b < '0' || *b > '9')
+		/* At most three digits: "/0008" is not a prefix anyone means. */
+		if (b >= item + len || *b < '0' || *b > '9' || item + len - b > 3)
 			return -EINVAL;
 		long v = strtol(b, &end, 10);
 		if (end != item + len || v < 0 || v > max)

@@ -23,6 +23,8 @@
  * config_load returns is about the first problem in the file.
  */
 #include "config.h"
+
+#include "addr.h"
 #include "log.h"
 
 #include <arpa/inet.h>
@@ -456,40 +458,20 @@ int config_parse_addr(const char *s, struct config_addr *addr)
 	return addr_why(s, addr) ? -EINVAL : 0;
 }
 
-/* A numeric IPv4 or IPv6 address, optionally "/prefix" within its width. */
+/* A numeric IPv4 or IPv6 address, optionally "/prefix" within its width:
+ * checked by the same parser that matches addresses at run time. */
 static int cidr_valid(const char *item)
 {
-	char ip[INET6_ADDRSTRLEN];
-	unsigned char bin[16];
-	const char *slash = strchr(item, '/');
-	size_t n = slash ? (size_t)(slash - item) : strlen(item);
-	int bits;
+	struct addr_list one;
 
-	if (n == 0 || n >= sizeof ip)
-		return 0;
-	memcpy(ip, item, n);
-	ip[n] = '\0';
-	if (inet_pton(AF_INET, ip, bin) == 1)
-		bits = 32;
-	else if (inet_pton(AF_INET6, ip, bin) == 1)
-		bits = 128;
-	else
-		return 0;
-	if (!slash)
-		return 1;
-	const char *p = slash + 1;
-	if (!*p || strlen(p) > 3)
-		return 0;
-	for (const char *q = p; *q; q++)
-		if (!isdigit((unsigned char)*q))
-			return 0;
-	return atoi(p) <= bits;
+	return addr_list_parse(&one, item, NULL, 0) == 0 && one.count == 1;
 }
 
 /* Every comma-separated item of v is an address or CIDR range; "" is none. */
 static int check_addrs(const char *v, char *why)
 {
 	const char *p = v;
+	size_t count = 0;
 
 	if (!*v)
 		return 0;
@@ -509,6 +491,8 @@ static int check_addrs(const char *v, char *why)
 		item[n] = '\0';
 		if (!cidr_valid(item))
 			return say(why, "'%s' is not an IP address or CIDR range", item);
+		if (++count > ADDR_LIST_MAX)
+			return say(why, "more than %d items", ADDR_LIST_MAX);
 		if (!comma)
 			return 0;
 		p = comma + 1;
