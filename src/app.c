@@ -7,6 +7,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "access.h"
 #include "conn.h"
 #include "config.h"
 #include "log.h"
@@ -278,10 +279,11 @@ void app_finish(struct app *app, struct request *req)
 	struct route_event ev = {req, &req->res};
 
 	emitter_emit(app->events, "finish", &ev);
+	access_log_request(app, req, 0);
 }
 
 void app_bad_request(struct app *app, struct request *req, int status)
 {
-	(void)app;
 	log_debug("bad request: %d %s", status, req->error_reason ? req->error_reason : "");
+	access_log_request(app, req, status);
 }

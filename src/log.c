@@ -5,8 +5,12 @@
  * and handed to the kernel with one write(2) on a descriptor opened with
  * O_APPEND: the kernel then places every line whole at the end of the file and
  * lines from different processes never interleave. Nothing is buffered in the
- * process, so nothing is lost when a worker is killed. The access log, which
- * does buffer, is a separate concern.
+ * process, so nothing is lost when a worker is killed.
+ *
+ * The access log is the opposite trade: one line per request is too many
+ * system calls, so lines collect in a buffer written when it fills and once a
+ * second. A worker killed with SIGKILL loses at most its last second of
+ * access lines; a graceful stop flushes them.
  */
 #include "log.h"
 
@@ -15,6 +19,7 @@
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -162,4 +167,103 @@ void log_write(enum log_level level, const char *fmt, ...)
 	while (write(lg.fd, line, n) < 0 && errno == EINTR)
 		;
 	errno = saved;
+}
+
+/* ---- the access log ---- */
+
+#define ACCESS_BUF (64 * 1024)
+
+static struct {
+	int fd;            /* -1 while off */
+	int owned;         /* opened here (not stdout/stderr) */
+	char path[PATH_MAX];
+	char *buf;
+	size_t len;
+} al = { .fd = -1 };
+
+int access_open(const char *path)
+{
+	access_close();
+	if (!path || !*path || !strcmp(path, "off"))
+		return 0;
+	al.buf = malloc(ACCESS_BUF);
+	if (!al.buf)
+		return -ENOMEM;
+	if (!strcmp(path, "stderr") || !strcmp(path, "stdout")) {
+		al.fd = !strcmp(path, "stderr") ? STDERR_FILENO : STDOUT_FILENO;
+		return 0;
+	}
+	if (strlen(path) >= sizeof al.path)
+		return -ENAMETOOLONG;
+	int fd = open_file(path);
+	if (fd < 0) {
+		free(al.buf);
+		al.buf = NULL;
+		return fd;
+	}
+	al.fd = fd;
+	al.owned = 1;
+	strcpy(al.path, path);
+	return 0;
+}
+
+int access_enabled(void)
+{
+	return al.fd >= 0;
+}
+
+void access_flush(void)
+{
+	size_t off = 0;
+
+	while (off < al.len) {
+		ssize_t n = write(al.fd, al.buf + off, al.len - off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			log_write(LOG_ERROR, "access log: %s; %zu bytes dropped",
+				  n < 0 ? strerror(errno) : "short write", al.len - off);
+			break;
+		}
+		off += (size_t)n;
+	}
+	al.len = 0;
+}
+
+void access_write(const char *line, size_t len)
+{
+	if (al.fd < 0)
+		return;
+	if (al.len + len > ACCESS_BUF)
+		access_flush();
+	if (len > ACCESS_BUF)
+		len = ACCESS_BUF;
+	memcpy(al.buf + al.len, line, len);
+	al.len += len;
+}
+
+int access_reopen(void)
+{
+	if (!al.owned)
+		return 0;
+	access_flush();
+	int fd = open_file(al.path);
+	if (fd < 0)
+		return fd;
+	close(al.fd);
+	al.fd = fd;
+	return 0;
+}
+
+void access_close(void)
+{
+	if (al.fd >= 0)
+		access_flush();
+	if (al.owned)
+		close(al.fd);
+	free(al.buf);
+	al.buf = NULL;
+	al.fd = -1;
+	al.owned = 0;
+	al.len = 0;
 }

@@ -3,6 +3,8 @@
 #ifndef FORKD_LOG_H
 #define FORKD_LOG_H
 
+#include <stddef.h>
+
 enum log_level { LOG_DEBUG = 0, LOG_INFO = 1, LOG_WARN = 2, LOG_ERROR = 3 };
 
 /* Opens the error log at path ("stderr" or NULL for stderr) with a minimum level; 0 or -errno. */
@@ -19,6 +21,23 @@ int log_level_parse(const char *s);
 const char *log_level_name(int level);
 /* Writes one line at the given level: "<time> [level] <pid>#<slot>: message". */
 void log_write(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* The access log: lines are collected in a per-process buffer and written
+ * when it fills and when access_flush is called (once a second by the worker),
+ * never with a write per request. */
+
+/* Opens the access log: a path, "stderr", "stdout", or "off"; 0 or -errno. */
+int access_open(const char *path);
+/* Whether access lines are wanted at all. */
+int access_enabled(void);
+/* Appends one line (with its newline) to the buffer, flushing first if full. */
+void access_write(const char *line, size_t len);
+/* Writes out what the buffer holds. */
+void access_flush(void);
+/* Flushes, then reopens the file (after logrotate moved it); 0 or -errno. */
+int access_reopen(void);
+/* Flushes and closes. */
+void access_close(void);
 
 #define log_debug(...) log_write(LOG_DEBUG, __VA_ARGS__)
 #define log_info(...) log_write(LOG_INFO, __VA_ARGS__)

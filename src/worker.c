@@ -21,6 +21,7 @@
 
 #include <ev.h>
 
+#include "access.h"
 #include "app.h"
 #include "conn.h"
 #include "log.h"
@@ -153,6 +154,8 @@ static void signal_cb(struct ev_loop *loop, ev_signal *s, int revents)
 		break;
 	case SIGUSR1:
 		log_reopen();
+		if (access_reopen())
+			log_error("cannot reopen the access log %s", w->args->cfg->access_log);
 		break;
 	default:
 		break; /* SIGHUP: reload is the primary's business */
@@ -161,6 +164,7 @@ static void signal_cb(struct ev_loop *loop, ev_signal *s, int revents)
 
 static void heartbeat_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
+	access_flush();
 	(void)loop;
 	(void)t;
 	(void)revents;
@@ -224,6 +228,12 @@ static int setup(struct worker *w)
 		return WORKER_EXIT_ERROR;
 	}
 	w->env.on_close = on_conn_close;
+	access_set_format(cfg->access_log_format);
+	int arc = access_open(cfg->access_log);
+	if (arc) {
+		log_error("cannot open the access log %s: %s", cfg->access_log, strerror(-arc));
+		return WORKER_EXIT_CONFIG;
+	}
 	int rc = routes_register(w->app);
 	if (rc) {
 		log_error("cannot register the routes: %s", strerror(-rc));
@@ -248,6 +258,7 @@ static void teardown(struct worker *w, int graceful)
 		w->app->pool = NULL;
 	if (w->env.rbuf)
 		conn_env_free(&w->env);
+	access_close();
 	app_free(w->app);
 	if (w->loop)
 		ev_loop_destroy(w->loop);

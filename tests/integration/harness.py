@@ -104,7 +104,7 @@ class Server:
         except OSError:
             return False
 
-    def signal(self, sig):
+    def send_signal(self, sig):
         self.proc.send_signal(sig)
 
     def stop(self, sig=signal.SIGTERM, timeout=STOP_WAIT):
