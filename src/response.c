@@ -136,40 +136,74 @@ static bool status_has_body(int status)
 
 enum framing { FRAME_LENGTH, FRAME_CHUNKED, FRAME_CLOSE, FRAME_NONE };
 
+/* A cursor over memory reserved in advance: the head is written with plain
+ * copies, no bounds check per field (the reservation covers the worst case). */
+struct cursor {
+	char *p;
+};
+
+static void put(struct cursor *c, const char *s, size_t n)
+{
+	memcpy(c->p, s, n);
+	c->p += n;
+}
+
+#define PUT_LIT(c, lit) put((c), (lit), sizeof(lit) - 1)
+
+static void put_u64(struct cursor *c, unsigned long long v)
+{
+	char tmp[24];
+	char *e = tmp + sizeof tmp, *q = e;
+
+	do {
+		*--q = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	put(c, q, (size_t)(e - q));
+}
+
 /* Appends the status line and headers to b. */
 static int put_head(struct response *res, struct buf *b, const char *ctype, enum framing fr,
 		    size_t len)
 {
 	const struct request *req = res->req;
-	double now = ev_now(res->conn->env->loop);
-	int rc = 0;
+	const char *reason = response_reason(res->status);
+	const char *date = response_date(ev_now(res->conn->env->loop));
+	size_t ctype_len = ctype ? strlen(ctype) : 0;
+	/* fixed text + status + reason + date + type + length + the route's headers */
+	size_t max = 160 + strlen(reason) + strlen(date) + ctype_len + res->headers.len;
 
-	rc |= buf_append(b, "HTTP/1.1 ", 9);
-	rc |= buf_put_u64(b, (unsigned)res->status);
-	rc |= buf_append(b, " ", 1);
-	rc |= buf_puts(b, response_reason(res->status));
-	rc |= buf_append(b, "\r\nServer: forkd\r\nDate: ", 23);
-	rc |= buf_puts(b, response_date(now));
-	rc |= buf_append(b, "\r\n", 2);
+	if (buf_reserve(b, max))
+		return -ENOMEM;
+	struct cursor c = {b->data + b->len};
+	PUT_LIT(&c, "HTTP/1.1 ");
+	put_u64(&c, (unsigned)res->status % 1000);
+	PUT_LIT(&c, " ");
+	put(&c, reason, strlen(reason));
+	PUT_LIT(&c, "\r\nServer: forkd\r\nDate: ");
+	put(&c, date, strlen(date));
+	PUT_LIT(&c, "\r\n");
 	if (ctype) {
-		rc |= buf_append(b, "Content-Type: ", 14);
-		rc |= buf_puts(b, ctype);
-		rc |= buf_append(b, "\r\n", 2);
+		PUT_LIT(&c, "Content-Type: ");
+		put(&c, ctype, ctype_len);
+		PUT_LIT(&c, "\r\n");
 	}
 	if (fr == FRAME_LENGTH) {
-		rc |= buf_append(b, "Content-Length: ", 16);
-		rc |= buf_put_u64(b, len);
-		rc |= buf_append(b, "\r\n", 2);
+		PUT_LIT(&c, "Content-Length: ");
+		put_u64(&c, len);
+		PUT_LIT(&c, "\r\n");
 	} else if (fr == FRAME_CHUNKED) {
-		rc |= buf_append(b, "Transfer-Encoding: chunked\r\n", 28);
+		PUT_LIT(&c, "Transfer-Encoding: chunked\r\n");
 	}
 	if (res->close || fr == FRAME_CLOSE)
-		rc |= buf_append(b, "Connection: close\r\n", 19);
+		PUT_LIT(&c, "Connection: close\r\n");
 	else if (req && req->http_minor == 0)
-		rc |= buf_append(b, "Connection: keep-alive\r\n", 24);
-	rc |= buf_append(b, res->headers.data ? res->headers.data : "", res->headers.len);
-	rc |= buf_append(b, "\r\n", 2);
-	return rc ? -ENOMEM : 0;
+		PUT_LIT(&c, "Connection: keep-alive\r\n");
+	if (res->headers.len)
+		put(&c, res->headers.data, res->headers.len);
+	PUT_LIT(&c, "\r\n");
+	b->len = (size_t)(c.p - b->data);
+	return 0;
 }
 
 static enum framing complete_framing(int status)
