@@ -9,6 +9,7 @@ static const routes_fn groups[] = {
 	echo_routes,
 	health_routes,
 	delay_routes,
+	hash_routes,
 	inventory_routes,
 	orders_routes,
 	email_routes,

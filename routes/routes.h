@@ -16,6 +16,8 @@ int echo_routes(struct app *app);
 int health_routes(struct app *app);
 /* GET /delay?ms=N */
 int delay_routes(struct app *app);
+/* POST /hash, POST /hash/verify (bcrypt on the pool) */
+int hash_routes(struct app *app);
 /* The stock listener on "orderPlaced" and GET /inventory (before orders: it may refuse an order). */
 int inventory_routes(struct app *app);
 /* POST /orders, which emits "orderPlaced" */

@@ -173,7 +173,9 @@ json_t *app_json_body(struct request *req, struct response *res)
 		response_error(res, 400, "request body is empty");
 		return NULL;
 	}
-	json_t *v = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &err);
+	/* NULs are allowed through so that routes can name the field that holds one. */
+	json_t *v = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL,
+			       &err);
 	if (!v) {
 		char msg[256];
 		snprintf(msg, sizeof msg, "invalid JSON at line %d column %d: %s", err.line,
