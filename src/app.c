@@ -174,8 +174,8 @@ json_t *app_json_body(struct request *req, struct response *res)
 		return NULL;
 	}
 	/* NULs are allowed through so that routes can name the field that holds one. */
-	json_t *v = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL,
-			       &err);
+	int flags = JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_ANY;
+	json_t *v = json_loadb(req->body, req->body_len, (size_t)flags, &err);
 	if (!v) {
 		char msg[256];
 		snprintf(msg, sizeof msg, "invalid JSON at line %d column %d: %s", err.line,

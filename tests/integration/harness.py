@@ -24,6 +24,14 @@ BIN = os.environ.get("FORKD_BIN") or os.path.join(ROOT, "build", "forkd")
 START_WAIT = 20.0
 STOP_WAIT = 60.0
 
+# What AddressSanitizer, LeakSanitizer and UndefinedBehaviorSanitizer print
+# when they find something; forkd's stderr is searched for it on every stop,
+# so a sanitizer build fails any test whose server misbehaved.
+SANITIZER_REPORT = re.compile(
+    rb"ERROR: (?:Address|Leak|UndefinedBehavior|Memory|Thread)Sanitizer|runtime error:")
+# Signals that mean forkd crashed, unless the test sent them itself.
+CRASH_SIGNALS = (signal.SIGSEGV, signal.SIGABRT, signal.SIGBUS, signal.SIGFPE, signal.SIGILL)
+
 
 def free_port():
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
@@ -68,6 +76,8 @@ class Server:
         self.args = args or []
         self.env = env
         self.proc = None
+        self.stderr_text = b""
+        self.checked = False
 
     def write_conf(self, sections=None, raw=None):
         """Writes the config file (raw text replaces it entirely)."""
@@ -85,13 +95,15 @@ class Server:
     def start(self, wait=True):
         env = dict(os.environ)
         env.update(self.env or {})
+        self.stderr_text = b""
+        self.checked = False
         self.proc = subprocess.Popen([BIN, "-c", self.conf] + self.args,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      env=env, cwd=self.dir)
         if wait and not wait_for(self.accepting):
             self.stop(signal.SIGKILL)
             raise RuntimeError("forkd did not start; log:\n" + self.log() +
-                               self.proc.stderr.read().decode(errors="replace"))
+                               self.stderr_text.decode(errors="replace"))
         return self
 
     def accepting(self):
@@ -108,7 +120,9 @@ class Server:
         self.proc.send_signal(sig)
 
     def stop(self, sig=signal.SIGTERM, timeout=STOP_WAIT):
-        """Stops forkd with sig and returns its exit code."""
+        """Stops forkd with sig and returns its exit code. Raises
+        AssertionError when forkd crashed or a sanitizer reported an error
+        (its stderr is kept in self.stderr_text)."""
         if self.proc is None:
             return None
         if self.proc.poll() is None:
@@ -118,10 +132,25 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        if self.proc.stderr and not self.proc.stderr.closed:
+            self.stderr_text = self.stderr_text + drain(self.proc.stderr)
         for stream in (self.proc.stdout, self.proc.stderr):
             if stream:
                 stream.close()
+        if not self.checked:
+            self.checked = True
+            self.check_clean_exit(sig)
         return self.proc.returncode
+
+    def check_clean_exit(self, sig):
+        """Fails on a sanitizer report in stderr or a crash signal forkd was not sent."""
+        code = self.proc.returncode
+        report = SANITIZER_REPORT.search(self.stderr_text)
+        crashed = code is not None and code < 0 and -code in CRASH_SIGNALS and -code != sig
+        if report or crashed:
+            raise AssertionError("forkd %s (exit %s); stderr:\n%s" % (
+                "reported a sanitizer error" if report else "crashed", code,
+                self.stderr_text[-20000:].decode(errors="replace")))
 
     def log(self):
         try:
@@ -166,6 +195,23 @@ class Server:
             except (BrokenPipeError, ConnectionResetError):
                 pass
             return read_all(s, timeout)
+
+
+def drain(stream):
+    """What a pipe from forkd holds now, without waiting: worker processes
+    that outlive the primary may keep it open, so reading to EOF could hang."""
+    fd = stream.fileno()
+    os.set_blocking(fd, False)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except (BlockingIOError, InterruptedError):
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def read_all(sock, timeout=5):
