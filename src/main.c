@@ -32,16 +32,20 @@ struct cli {
 	int workers;         /* --workers, 0 = not given */
 	int test;            /* -t: check the configuration and exit */
 	int dump;            /* -T: check it and print the effective values */
+	const char *signal;  /* -s: stop, quit, reload or reopen the running forkd */
 };
 
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"usage: forkd [-c FILE] [-t | -T] [--listen HOST:PORT] [--workers N] [-v] [-h]\n"
+		"usage: forkd [-c FILE] [-t | -T] [-s stop|quit|reload|reopen] [--listen HOST:PORT]\n"
+		"             [--workers N] [-v] [-h]\n"
 		"  -c, --config FILE    configuration file (default: conf/forkd.conf if it\n"
 		"                       exists, else /etc/forkd/forkd.conf, else built-in defaults)\n"
 		"  -t, --test           check the configuration and exit\n"
 		"  -T, --dump           check the configuration, print every effective value, exit\n"
+		"  -s, --signal ACTION  signal the forkd whose pid is in [server] pidfile: stop\n"
+		"                       (graceful), quit (fast), reload (config), reopen (logs)\n"
 		"      --listen H:P     listen on H:P instead of [server] listen\n"
 		"      --workers N      run N workers (1..256) instead of [server] workers\n"
 		"  -v, --version        print the version and exit\n"
@@ -69,6 +73,7 @@ static int parse_args(int argc, char **argv, struct cli *cli)
 		{ "config", required_argument, NULL, 'c' },
 		{ "test", no_argument, NULL, 't' },
 		{ "dump", no_argument, NULL, 'T' },
+		{ "signal", required_argument, NULL, 's' },
 		{ "version", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "listen", required_argument, NULL, OPT_LISTEN },
@@ -77,11 +82,12 @@ static int parse_args(int argc, char **argv, struct cli *cli)
 	};
 	int c;
 
-	while ((c = getopt_long(argc, argv, "c:tTvh", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:tTvhs:", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c': cli->path = optarg; break;
 		case 't': cli->test = 1; break;
 		case 'T': cli->test = cli->dump = 1; break;
+		case 's': cli->signal = optarg; break;
 		case 'v': printf("forkd %s\n", FORKD_VERSION); return 0;
 		case 'h': usage(stdout); return 0;
 		case OPT_LISTEN: cli->listen = optarg; break;
@@ -154,6 +160,8 @@ int main(int argc, char **argv)
 	rc = configure(&cfg, path, &cli);
 	if (rc)
 		return rc;
+	if (cli.signal)
+		return primary_signal(&cfg, cli.signal);
 	if (cli.test)
 		return report_test(&cfg, path, cli.dump);
 
@@ -167,5 +175,6 @@ int main(int argc, char **argv)
 			default_paths[0], default_paths[1]);
 	else
 		log_info("configuration from %s", path);
+	primary_override(cli.listen, cli.workers);
 	return primary_run(&cfg, path);
 }

@@ -1,55 +1,329 @@
-/* primary: binds the listening socket and runs one worker in this process.
- * (The supervising primary of the process model replaces this.) */
+/* primary: the supervising process.
+ *
+ * forkd runs one primary and, under it, one worker process per slot (one per
+ * CPU by default). The primary never serves a request: it owns the listening
+ * sockets, forks the workers, notices when one dies or hangs and replaces it,
+ * and turns signals from the operator into stops, reloads and log reopening.
+ *
+ * Sockets. The primary creates one SO_REUSEPORT listening socket per slot
+ * and keeps all of them open for as long as the slot exists. The worker of
+ * slot i inherits socket i and accepts only from it; the kernel spreads new
+ * connections over the sockets. When a worker dies, connections the kernel
+ * already queued on its socket stay queued (the primary still holds the
+ * socket), and the replacement, which inherits the same socket, accepts
+ * them. With one socket per worker owned by the worker itself, those
+ * connections would be reset when it died. Started as root, the primary
+ * stays root (to bind a new address or reopen logs on reload) and each
+ * worker drops to [server] user and group right after the fork.
+ *
+ * Generations. Everything a worker is started from (the configuration, the
+ * resolved user, the per-slot sockets) is a generation. At start there is one.
+ * SIGHUP loads the file into a new generation, which becomes the target;
+ * a slot whose worker belongs to an older generation is replaced: a new
+ * worker is forked, and only once it reported "ready" is the old one told
+ * to stop gracefully, so the slot always has a worker accepting. Slots are
+ * replaced one at a time. When every slot runs the target, the old
+ * generation is dropped (its sockets closed, except those the new one
+ * duplicated because the address did not change) and the reload is complete.
+ * A new worker that dies before it is ready rolls the reload back: the
+ * previous generation becomes the target again, and slots that had already
+ * switched are switched back the same way.
+ *
+ * Workers talk to the primary over a socketpair, one line per message:
+ * "ready" when their loop runs, "stopping" when they begin a graceful stop
+ * on their own (max_requests, or a signal from someone else), so that the
+ * primary starts the replacement while the old worker drains. The primary's
+ * ends are O_ASYNC: a message raises SIGIO.
+ *
+ * The loop. The primary runs no event loop. Every signal it handles is
+ * blocked except inside sigsuspend, and the handlers only set flags, so the
+ * code between two sigsuspend calls runs with no handler able to interrupt it.
+ * Each turn handles the flags, reaps children (SIGCHLD), reads the channels
+ * (SIGIO), checks the heartbeats, and then converges: it forks what is
+ * missing and stops what is surplus. Timed work (a respawn held back by the
+ * crash backoff, the watchdog's one-second check, the end of a graceful
+ * stop) wakes it through a one-shot ITIMER_REAL (SIGALRM).
+ *
+ * Health. Each worker stamps a heartbeat into the shared scoreboard every
+ * second from a libev timer. A stamp older than worker_timeout means the
+ * worker's loop is blocked; the primary SIGKILLs it and logs the request the
+ * scoreboard says it was running. A worker that dies within a second of its
+ * start is respawned after a delay that doubles from 0.1 s up to 10 s, and
+ * the delay is forgotten once a worker of the slot lived 30 s. A worker that
+ * exits with the configuration-error code stops the primary instead (or, for
+ * a reload's new worker, rolls the reload back), since its replacements
+ * would fail the same way.
+ *
+ * Files. This one holds the loop, the signals and the stops;
+ * primary_procs.c the worker processes (fork, channel, reaping, watchdog);
+ * primary_reload.c the generations, converging and reload. The mechanisms
+ * they use know nothing of the policy: listeners.c (sockets), scoreboard.c
+ * (shared memory), privs.c (user and group), pidfile.c. */
 #include "primary.h"
 
 #include <errno.h>
-#include <netdb.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/socket.h>
+#include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "log.h"
-#include "worker.h"
+#include "pidfile.h"
+#include "primary_int.h"
+#include "scoreboard.h"
 
-static int bind_listener(const struct config *cfg)
+struct primary primary;
+
+const int primary_handled[] = {SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1, SIGTTIN, SIGTTOU,
+			       SIGCHLD, SIGALRM, SIGIO};
+const size_t primary_nsignals = sizeof primary_handled / sizeof primary_handled[0];
+
+/* Set by the handlers, read and cleared with the signals blocked. */
+static volatile sig_atomic_t got_term, got_quit, got_hup, got_usr1, got_ttin, got_ttou;
+
+double primary_now(void)
 {
-	struct addrinfo hints = {.ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV,
-				 .ai_socktype = SOCK_STREAM};
-	struct addrinfo *ai;
-	char port[16];
+	struct timespec ts;
 
-	snprintf(port, sizeof port, "%d", cfg->addr.port);
-	int rc = getaddrinfo(cfg->addr.host[0] ? cfg->addr.host : NULL, port, &hints, &ai);
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* ---- stopping ---- */
+
+void primary_stop_all(enum stop_kind kind, int exit_code)
+{
+	int sig = kind == FAST ? SIGQUIT : SIGTERM;
+	double wait = kind == FAST ? FAST_STOP_WAIT :
+		      primary.target->cfg.graceful_timeout + STOP_MARGIN;
+
+	if (primary.stop >= kind)
+		return;
+	if (!primary.stop || primary_now() + wait < primary.stop_deadline)
+		primary.stop_deadline = primary_now() + wait;
+	primary.stop = kind;
+	if (exit_code)
+		primary.exit_code = exit_code;
+	/* The port closes as soon as the workers let go of their copies. */
+	primary_close_sockets(primary.target);
+	primary_close_sockets(primary.stable);
+	for (int i = 0; i < SCOREBOARD_PROCS; i++)
+		if (primary.procs[i].pid)
+			primary_proc_stop(&primary.procs[i], sig);
+	log_info("%s stop: waiting up to %.1f s for %d worker(s)",
+		 kind == FAST ? "fast" : "graceful", wait, primary_nprocs());
+}
+
+static void stop_deadline(void)
+{
+	if (!primary.stop || primary.stop_killed || primary_now() < primary.stop_deadline)
+		return;
+	primary.stop_killed = true;
+	log_warn("%d worker(s) still running at the end of the stop; killing them",
+		 primary_nprocs());
+	for (int i = 0; i < SCOREBOARD_PROCS; i++)
+		if (primary.procs[i].pid)
+			primary_proc_signal(&primary.procs[i], SIGKILL);
+}
+
+/* ---- signals and the wait ---- */
+
+static void handle_signals(void)
+{
+	if (got_quit)
+		primary_stop_all(FAST, 0);
+	if (got_term)
+		/* A second one hurries the first. */
+		primary_stop_all(primary.stop ? FAST : GRACEFUL, 0);
+	if (got_hup && !primary.stop)
+		primary_reload();
+	if (got_usr1)
+		primary_reopen_logs();
+	for (; got_ttin > 0 && !primary.stop; got_ttin--)
+		primary_more_workers();
+	for (; got_ttou > 0 && !primary.stop; got_ttou--)
+		primary_fewer_workers();
+	got_term = got_quit = got_hup = got_usr1 = got_ttin = got_ttou = 0;
+}
+
+static void on_signal(int sig)
+{
+	switch (sig) {
+	case SIGTERM:
+	case SIGINT: got_term = 1; break;
+	case SIGQUIT: got_quit = 1; break;
+	case SIGHUP: got_hup = 1; break;
+	case SIGUSR1: got_usr1 = 1; break;
+	case SIGTTIN: got_ttin++; break;
+	case SIGTTOU: got_ttou++; break;
+	default: break; /* SIGCHLD, SIGALRM, SIGIO: waking up is all they do */
+	}
+}
+
+static int install_signals(void)
+{
+	struct sigaction sa = {.sa_handler = on_signal};
+	sigset_t block;
+
+	sigemptyset(&block);
+	sigemptyset(&sa.sa_mask);
+	for (size_t i = 0; i < primary_nsignals; i++) {
+		sigaddset(&block, primary_handled[i]);
+		sigaddset(&sa.sa_mask, primary_handled[i]);
+	}
+	if (sigprocmask(SIG_BLOCK, &block, &primary.waitmask))
+		return -errno;
+	for (size_t i = 0; i < primary_nsignals; i++)
+		if (sigaction(primary_handled[i], &sa, NULL))
+			return -errno;
+	signal(SIGPIPE, SIG_IGN);
+	for (size_t i = 0; i < primary_nsignals; i++)
+		sigdelset(&primary.waitmask, primary_handled[i]);
+	return 0;
+}
+
+/* When the loop must run again even if no signal comes. */
+static double next_wakeup(void)
+{
+	double t = primary_now(), next = t + TICK;
+
+	for (int s = 0; !primary.stop && s < primary.target->nslots; s++)
+		if (primary.backoff[s].not_before > t && primary.backoff[s].not_before < next)
+			next = primary.backoff[s].not_before;
+	for (int i = 0; i < SCOREBOARD_PROCS; i++) {
+		const struct proc *p = &primary.procs[i];
+		if (p->pid && p->stopping && p->kill_at < next)
+			next = p->kill_at;
+	}
+	if (primary.stop && !primary.stop_killed && primary.stop_deadline < next)
+		next = primary.stop_deadline;
+	return next - t;
+}
+
+static void sleep_until_signal(double secs)
+{
+	struct itimerval it = {{0, 0}, {0, 0}};
+
+	if (secs < 0.001)
+		secs = 0.001;
+	it.it_value.tv_sec = (time_t)secs;
+	it.it_value.tv_usec = (suseconds_t)((secs - (double)(time_t)secs) * 1e6);
+	setitimer(ITIMER_REAL, &it, NULL);
+	sigsuspend(&primary.waitmask);
+}
+
+/* The primary's loop: one turn per wake-up, whatever woke it. */
+static void run(void)
+{
+	for (;;) {
+		handle_signals();
+		primary_read_channels();
+		primary_reap();
+		primary_watchdog();
+		primary_converge();
+		stop_deadline();
+		if (primary.stop && !primary_nprocs())
+			return;
+		sleep_until_signal(next_wakeup());
+	}
+}
+
+/* ---- start and end ---- */
+
+void primary_override(const char *listen, int workers)
+{
+	primary.listen_override = listen;
+	primary.workers_override = workers;
+}
+
+/* Checks the pidfile, maps the scoreboard, binds the first generation's
+ * sockets, writes the pidfile and installs the handlers; 0 or -1 (logged). */
+static int start(struct config *cfg)
+{
+	char err[1024];
+	pid_t other = pidfile_running(cfg->pidfile);
+
+	if (other) {
+		log_error("forkd already runs with pid %d (pidfile %s)", (int)other, cfg->pidfile);
+		return -1;
+	}
+	int rc = scoreboard_open();
 	if (rc) {
-		log_error("listen %s: %s", cfg->listen, gai_strerror(rc));
-		return -EINVAL;
+		log_error("cannot map the scoreboard: %s", strerror(-rc));
+		return -1;
 	}
-	int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	int one = 1;
-	if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) ||
-	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) ||
-	    bind(fd, ai->ai_addr, ai->ai_addrlen) || listen(fd, cfg->backlog)) {
-		rc = -errno;
-		log_error("listen %s: %s", cfg->listen, strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		freeaddrinfo(ai);
-		return rc;
+	if (!(primary.target = primary.stable = primary_gen_new(cfg, err, sizeof err))) {
+		log_error("%s", err);
+		return -1;
 	}
-	freeaddrinfo(ai);
-	return fd;
+	snprintf(primary.pidfile, sizeof primary.pidfile, "%s", cfg->pidfile);
+	if (primary.pidfile[0] && (rc = pidfile_write(primary.pidfile))) {
+		log_error("cannot write pidfile %s: %s", primary.pidfile, strerror(-rc));
+		primary.pidfile[0] = '\0';
+		return -1;
+	}
+	primary_own_logs(primary.target);
+	scoreboard_set_workers((unsigned)primary.target->nslots);
+	if ((rc = install_signals())) {
+		log_error("cannot install the signal handlers: %s", strerror(-rc));
+		return -1;
+	}
+	return 0;
 }
 
 int primary_run(struct config *cfg, const char *cfg_path)
 {
-	(void)cfg_path;
-	int fd = bind_listener(cfg);
-	if (fd < 0)
+	primary.path = cfg_path;
+	primary.exit_code = 0;
+	if (start(cfg) == 0) {
+		log_info("forkd %s listening on %s with %d worker(s)", FORKD_VERSION, cfg->listen,
+			 primary.target->nslots);
+		run();
+		log_info("forkd stopped");
+	} else {
+		primary.exit_code = 1;
+	}
+	pidfile_remove(primary.pidfile);
+	if (primary.stable != primary.target)
+		primary_gen_free(primary.stable);
+	primary_gen_free(primary.target);
+	scoreboard_close();
+	return primary.exit_code;
+}
+
+/* ---- forkd -s ---- */
+
+int primary_signal(const struct config *cfg, const char *action)
+{
+	static const struct { const char *name; int sig; } actions[] = {
+		{"stop", SIGTERM}, {"quit", SIGQUIT}, {"reload", SIGHUP}, {"reopen", SIGUSR1},
+	};
+	pid_t pid;
+	int sig = 0;
+
+	for (size_t i = 0; i < sizeof actions / sizeof actions[0]; i++)
+		if (!strcmp(action, actions[i].name))
+			sig = actions[i].sig;
+	if (!sig) {
+		fprintf(stderr, "forkd: -s '%s': expected stop, quit, reload or reopen\n", action);
+		return 2;
+	}
+	if (!cfg->pidfile[0]) {
+		fprintf(stderr, "forkd: -s needs [server] pidfile in the configuration\n");
 		return 1;
-	log_info("forkd %s listening on %s", FORKD_VERSION, cfg->listen);
-	struct worker_args args = {.cfg = cfg, .listen_fd = fd, .slot = 0, .channel_fd = -1};
-	int rc = worker_run(&args);
-	close(fd);
-	return rc == WORKER_EXIT_OK ? 0 : 1;
+	}
+	int rc = pidfile_read(cfg->pidfile, &pid);
+	if (rc) {
+		fprintf(stderr, "forkd: no forkd running: cannot read pidfile %s: %s\n",
+			cfg->pidfile, rc == -EINVAL ? "no pid in it" : strerror(-rc));
+		return 1;
+	}
+	if (kill(pid, sig)) {
+		fprintf(stderr, "forkd: no forkd running with pid %d (pidfile %s): %s\n", (int)pid,
+			cfg->pidfile, strerror(errno));
+		return 1;
+	}
+	return 0;
 }

@@ -8,7 +8,15 @@
  * Stopping gracefully means: stop accepting, let every request in flight
  * finish (a pending timer or pool job included), close keep-alive
  * connections as soon as they fall idle, and leave the loop when the last
- * connection is gone and the pool has nothing left. */
+ * connection is gone and the pool has nothing left.
+ *
+ * Under the primary (a channel is given) the worker also: stamps its
+ * heartbeat and counters into its scoreboard entry every second, says
+ * "ready" and "stopping" on the channel, stops gracefully when the primary
+ * dies (PR_SET_PDEATHSIG, and a check of getppid in case the signal was
+ * missed), lets go of its copy of the listening socket as soon as it stops
+ * accepting, and recycles itself after max_requests requests (plus a random
+ * jitter, so workers do not all recycle together). */
 #include "worker.h"
 
 #include <errno.h>
@@ -16,17 +24,22 @@
 #include <netinet/tcp.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/random.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <ev.h>
 
 #include "access.h"
 #include "app.h"
+#include "bus.h"
 #include "conn.h"
 #include "log.h"
 #include "pool.h"
 #include "routes.h"
+#include "scoreboard.h"
 
 /* How long to pause accepting after EMFILE/ENFILE, so the loop does not spin. */
 #define ACCEPT_PAUSE 0.1
@@ -41,9 +54,14 @@ struct worker {
 	ev_timer heartbeat;
 	ev_timer ready;
 	ev_timer grace;
+	ev_timer recycle;
+	ev_prepare idle;
 	ev_signal sig_term, sig_int, sig_quit, sig_usr1, sig_hup;
 	bool stopping;
 	int exit_code;
+	pid_t primary;             /* the parent to outlive never; 0 when run alone */
+	unsigned long served;      /* responses finished, for max_requests */
+	unsigned long max_served;  /* 0 = never recycle */
 };
 
 static void accept_resume(struct worker *w)
@@ -81,6 +99,7 @@ static void accept_cb(struct ev_loop *loop, ev_io *io, int revents)
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 		if (conn_open(&w->env, fd, (struct sockaddr *)&ss, len))
 			log_error("out of memory for a new connection; closed it");
+		scoreboard_connections((unsigned)w->env.nconns);
 	}
 	/* At the cap: stop accepting; a closing connection starts it again. */
 	ev_io_stop(loop, io);
@@ -103,6 +122,7 @@ static void on_conn_close(struct conn_env *env)
 {
 	struct worker *w = (struct worker *)((char *)env - offsetof(struct worker, env));
 
+	scoreboard_connections((unsigned)env->nconns);
 	accept_resume(w);
 	maybe_done(w);
 }
@@ -110,6 +130,15 @@ static void on_conn_close(struct conn_env *env)
 static void on_pool_idle(void *udata)
 {
 	maybe_done(udata);
+}
+
+/* Sends one line to the primary; the channel is non-blocking and the lines
+ * are tiny, so a write never waits. */
+static void tell_primary(struct worker *w, const char *line)
+{
+	if (w->args->channel_fd >= 0 && write(w->args->channel_fd, line, strlen(line)) < 0)
+		log_warn("cannot tell the primary '%.*s': %s", (int)strlen(line) - 1, line,
+			 strerror(errno));
 }
 
 static void stop_graceful(struct worker *w)
@@ -120,6 +149,13 @@ static void stop_graceful(struct worker *w)
 	log_info("graceful stop: %zu connection(s) open", w->env.nconns);
 	ev_io_stop(w->loop, &w->accept_w);
 	ev_timer_stop(w->loop, &w->accept_pause);
+	/* Our copy of the listening socket: the primary keeps the socket for the
+	 * replacement, or has closed its own copy when the slot goes away, and then
+	 * closing this one at once stops the kernel queueing connections no one
+	 * will accept. */
+	if (w->args->channel_fd >= 0)
+		close(w->args->listen_fd);
+	tell_primary(w, "stopping\n"); /* the primary starts the replacement now */
 	ev_timer_set(&w->grace, w->args->cfg->graceful_timeout, 0);
 	ev_timer_start(w->loop, &w->grace);
 	conn_drain_all(&w->env);
@@ -162,24 +198,86 @@ static void signal_cb(struct ev_loop *loop, ev_signal *s, int revents)
 	}
 }
 
+/* Publishes the heartbeat, the gauges and the pool's counters. */
+static void stamp(struct worker *w)
+{
+	struct pool_stats ps;
+
+	if (w->app->pool)
+		pool_get_stats(w->app->pool, &ps);
+	scoreboard_heartbeat((unsigned)w->env.nconns, w->app->pool ? &ps : NULL);
+	if (w->app->bus) {
+		struct bus_stats bs;
+		bus_get_stats(w->app->bus, &bs);
+		scoreboard_bus(bs.published, bs.received, bs.failed);
+	}
+}
+
 static void heartbeat_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
-	access_flush();
+	struct worker *w = t->data;
+
 	(void)loop;
-	(void)t;
 	(void)revents;
+	access_flush();
+	stamp(w);
+	if (w->primary && getppid() != w->primary && !w->stopping) {
+		log_warn("the primary (pid %d) is gone; stopping", (int)w->primary);
+		stop_graceful(w);
+	}
+}
+
+/* The loop is about to wait: no request handler is running any more. */
+static void idle_cb(struct ev_loop *loop, ev_prepare *p, int revents)
+{
+	(void)loop;
+	(void)p;
+	(void)revents;
+	scoreboard_idle();
+}
+
+static void recycle_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct worker *w = t->data;
+
+	(void)loop;
+	(void)revents;
+	log_info("served %lu requests (max_requests %ld + jitter): stopping so that a fresh "
+		 "worker replaces this one", w->served, w->args->cfg->max_requests);
+	stop_graceful(w);
+}
+
+/* "finish" listener: counts responses toward max_requests. The stop itself
+ * waits for a timer, off the connection's call stack. */
+static int count_served(void *event, void *udata)
+{
+	struct worker *w = udata;
+
+	(void)event;
+	if (++w->served == w->max_served && !w->stopping)
+		ev_timer_start(w->loop, &w->recycle);
+	return 0;
 }
 
 /* Runs once the loop is turning: the worker is ready to serve. */
 static void ready_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
 	struct worker *w = t->data;
-	static const char msg[] = "ready\n";
 
 	(void)loop;
 	(void)revents;
-	if (w->args->channel_fd >= 0 && write(w->args->channel_fd, msg, sizeof msg - 1) < 0)
-		log_warn("cannot tell the primary we are ready: %s", strerror(errno));
+	stamp(w);
+	tell_primary(w, "ready\n");
+}
+
+/* The primary forks workers with its signals blocked, so that none arrives
+ * before the watcher that handles it; now they all exist. */
+static void unblock_signals(void)
+{
+	sigset_t all;
+
+	sigfillset(&all);
+	sigprocmask(SIG_UNBLOCK, &all, NULL);
 }
 
 static void watch_signal(struct worker *w, ev_signal *s, int signum)
@@ -206,11 +304,37 @@ static void start_watchers(struct worker *w)
 	ev_timer_init(&w->ready, ready_cb, 0, 0);
 	w->ready.data = w;
 	ev_timer_start(w->loop, &w->ready);
+	ev_timer_init(&w->recycle, recycle_cb, 0, 0);
+	w->recycle.data = w;
+	ev_prepare_init(&w->idle, idle_cb);
+	ev_prepare_start(w->loop, &w->idle);
+	ev_unref(w->loop);
 	watch_signal(w, &w->sig_term, SIGTERM);
 	watch_signal(w, &w->sig_int, SIGINT);
 	watch_signal(w, &w->sig_quit, SIGQUIT);
 	watch_signal(w, &w->sig_usr1, SIGUSR1);
 	watch_signal(w, &w->sig_hup, SIGHUP);
+	unblock_signals();
+}
+
+/* max_requests plus a random share of max_requests_jitter, so that workers
+ * started together are not all replaced together. */
+static unsigned long recycle_after(const struct config *cfg)
+{
+	unsigned long r = 0;
+
+	if (cfg->max_requests_jitter > 0 &&
+	    getrandom(&r, sizeof r, GRND_NONBLOCK) != (ssize_t)sizeof r)
+		r = (unsigned long)getpid() * 2654435761UL ^ (unsigned long)time(NULL);
+	if (cfg->max_requests_jitter > 0)
+		r %= (unsigned long)cfg->max_requests_jitter + 1;
+	return (unsigned long)cfg->max_requests + r;
+}
+
+static int watch_served(struct worker *w)
+{
+	w->max_served = recycle_after(w->args->cfg);
+	return app_on(w->app, "finish", count_served, w);
 }
 
 static int setup(struct worker *w)
@@ -246,12 +370,24 @@ static int setup(struct worker *w)
 		return WORKER_EXIT_ERROR;
 	}
 	pool_set_idle_cb(w->app->pool, on_pool_idle, w);
+	if (cfg->max_requests > 0 && watch_served(w)) {
+		log_error("out of memory starting the worker");
+		return WORKER_EXIT_ERROR;
+	}
+	if (cfg->redis[0] && !(w->app->bus = bus_new(w->app, cfg->redis))) {
+		log_error("cannot start the Redis bus for %s: %s", cfg->redis, strerror(errno));
+		return WORKER_EXIT_ERROR;
+	}
 	return WORKER_EXIT_OK;
 }
 
 static void teardown(struct worker *w, int graceful)
 {
 	conn_close_all(&w->env);
+	if (w->app) { /* before the pool: it may hold a name resolution */
+		bus_free(w->app->bus);
+		w->app->bus = NULL;
+	}
 	if (w->app && w->app->pool)
 		pool_free(w->app->pool, graceful);
 	if (w->app)
@@ -264,6 +400,22 @@ static void teardown(struct worker *w, int graceful)
 		ev_loop_destroy(w->loop);
 }
 
+/* Arranges to stop when the primary dies; nonzero when it already has. */
+static int watch_primary(struct worker *w)
+{
+	const struct scoreboard *sb = scoreboard_get();
+
+	w->primary = sb ? (pid_t)sb->primary_pid : getppid();
+	if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0)
+		log_warn("PR_SET_PDEATHSIG: %s; relying on the heartbeat's check", strerror(errno));
+	if (getppid() != w->primary) {
+		log_warn("the primary (pid %d) died before this worker started; exiting",
+			 (int)w->primary);
+		return 1;
+	}
+	return 0;
+}
+
 int worker_run(const struct worker_args *args)
 {
 	struct worker w;
@@ -272,6 +424,8 @@ int worker_run(const struct worker_args *args)
 	w.args = args;
 	signal(SIGPIPE, SIG_IGN);
 	log_set_slot(args->slot);
+	if (args->channel_fd >= 0 && watch_primary(&w))
+		return WORKER_EXIT_OK;
 	int rc = setup(&w);
 	if (rc == WORKER_EXIT_OK) {
 		start_watchers(&w);

@@ -1,0 +1,135 @@
+/* primary_int: what the files of the primary share (primary.c: the loop,
+ * signals and stops; primary_procs.c: the worker processes; primary_reload.c:
+ * generations, converging on the target, reload). Nothing else includes it.
+ * The design is described at the top of primary.c. */
+#ifndef FORKD_PRIMARY_INT_H
+#define FORKD_PRIMARY_INT_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "config.h"
+#include "privs.h"
+#include "scoreboard.h"
+
+#define BACKOFF_MIN 0.1    /* first delay after a quick death */
+#define BACKOFF_MAX 10.0   /* the delay doubles up to this */
+#define QUICK_DEATH 1.0    /* dying sooner than this after the fork backs off */
+#define HEALTHY 30.0       /* living this long forgets the backoff */
+#define TICK 1.0           /* the watchdog's period */
+#define FAST_STOP_WAIT 5.0 /* SIGQUIT: how long workers get before SIGKILL */
+/* The primary waits this much past graceful_timeout, so that workers end on
+ * their own timer (and flush their access logs) before it resorts to SIGKILL. */
+#define STOP_MARGIN 0.5
+
+/* A configuration and the sockets workers started from it use. */
+struct gen {
+	struct config cfg;
+	struct privs privs;
+	unsigned id;
+	int nslots;
+	int fds[SCOREBOARD_SLOTS]; /* slot i's listening socket; -1 when closed */
+};
+
+/* One worker process; procs[i] uses scoreboard entry i. */
+struct proc {
+	pid_t pid;        /* 0: free */
+	int slot;
+	unsigned gen;
+	int chan;         /* our end of the channel; -1 once closed */
+	double started;   /* monotonic time of the fork */
+	double kill_at;   /* stopping: SIGKILL after this */
+	bool ready;
+	bool stopping;    /* told to stop, or said it stops: not the slot's worker any more */
+	bool killed;      /* SIGKILL sent */
+	char line[32];    /* a channel message being read */
+	size_t len;
+};
+
+/* The crash backoff of one slot. */
+struct backoff {
+	double not_before; /* no fork into the slot before this */
+	double delay;      /* the last delay; 0 after a healthy run */
+};
+
+enum stop_kind { RUNNING = 0, GRACEFUL, FAST };
+
+/* The primary's whole state. */
+struct primary {
+	const char *path;        /* the configuration file, NULL for built-in defaults */
+	const char *listen_override;
+	int workers_override;
+	struct gen *target;      /* what slots should run */
+	struct gen *stable;      /* what ran before the reload in progress (== target when none) */
+	unsigned last_gen;
+	struct proc procs[SCOREBOARD_PROCS];
+	struct backoff backoff[SCOREBOARD_SLOTS];
+	enum stop_kind stop;
+	double stop_deadline;
+	bool stop_killed;        /* the deadline passed and SIGKILL went out */
+	bool announced;          /* "forkd ready" was logged */
+	int exit_code;
+	char pidfile[CONFIG_STR];
+	sigset_t waitmask;       /* the mask sigsuspend waits with */
+};
+
+/* The one primary of this process (primary.c). */
+extern struct primary primary;
+/* The signals the primary handles; a worker resets them after fork. */
+extern const int primary_handled[];
+/* How many primary_handled there are. */
+extern const size_t primary_nsignals;
+
+/* primary.c */
+
+/* CLOCK_MONOTONIC in seconds. */
+double primary_now(void);
+/* Stops every worker (kind GRACEFUL: SIGTERM, FAST: SIGQUIT) and the primary
+ * after them; exit_code (when nonzero) becomes the process's. */
+void primary_stop_all(enum stop_kind kind, int exit_code);
+
+/* primary_procs.c */
+
+/* Live worker processes. */
+int primary_nprocs(void);
+/* Sends sig to p, logging anything but "already gone". */
+void primary_proc_signal(struct proc *p, int sig);
+/* Tells p to stop (SIGTERM graceful, SIGQUIT fast): no longer its slot's worker. */
+void primary_proc_stop(struct proc *p, int sig);
+/* Forks a worker of the target generation into slot; 0 or -errno. */
+int primary_spawn(int slot);
+/* Reads the workers' channel messages ("ready", "stopping"). */
+void primary_read_channels(void);
+/* Collects exited workers and decides what each death means. */
+void primary_reap(void);
+/* Kills workers whose heartbeat is older than worker_timeout, or that
+ * outlived their graceful stop. */
+void primary_watchdog(void);
+
+/* primary_reload.c */
+
+/* Builds a generation from cfg (users, one socket per slot, shared with the
+ * target or stable generation where the address is the same); NULL with err. */
+struct gen *primary_gen_new(const struct config *cfg, char *err, size_t errlen);
+/* Closes g's sockets and frees it (NULL is fine). */
+void primary_gen_free(struct gen *g);
+/* Closes g's sockets, keeping g. */
+void primary_close_sockets(struct gen *g);
+/* Gives the log files to the workers' user, so that they can reopen them. */
+void primary_own_logs(const struct gen *g);
+/* Forks what is missing and stops what is surplus; completes a reload. */
+void primary_converge(void);
+/* SIGHUP: loads the file into a new target generation, or logs why not. */
+void primary_reload(void);
+/* A reload's new worker failed: the stable generation is the target again. */
+void primary_reload_abort(const char *why);
+/* SIGUSR1: reopens the error log and has every worker reopen its logs. */
+void primary_reopen_logs(void);
+/* SIGTTIN: one slot more. */
+void primary_more_workers(void);
+/* SIGTTOU: one slot fewer, never below one. */
+void primary_fewer_workers(void);
+
+#endif

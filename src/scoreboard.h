@@ -1,0 +1,156 @@
+/* scoreboard: shared memory the primary maps before it forks, where every
+ * worker process publishes its heartbeat, the request it is serving and its
+ * counters, and the primary keeps what outlives a worker (restarts, the
+ * counters of workers that have exited). See scoreboard.c for the rules that
+ * make it safe without locks. */
+#ifndef FORKD_SCOREBOARD_H
+#define FORKD_SCOREBOARD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct pool_stats;
+
+/* Worker slots: the most [server] workers allows. */
+#define SCOREBOARD_SLOTS 256
+/* Worker processes alive at once: during a reload a slot's old worker drains
+ * while its replacement serves, so twice the slots. */
+#define SCOREBOARD_PROCS (2 * SCOREBOARD_SLOTS)
+/* Response status classes counted: 1xx .. 5xx. */
+#define SCOREBOARD_CLASSES 5
+
+/* Request methods counted apart: GET HEAD POST PUT PATCH DELETE OPTIONS, other. */
+#define SCOREBOARD_METHODS 8
+/* Duration histogram buckets: the bounds below, then +Inf. */
+#define SCOREBOARD_BUCKETS 12
+
+/* Upper bounds (seconds) of the duration histogram buckets but the last. */
+extern const double scoreboard_bucket_bounds[SCOREBOARD_BUCKETS - 1];
+
+/* Counters that only grow while a worker lives (Prometheus counters). Every
+ * field is a uint64_t: folding and summing treat the struct as an array. */
+struct scoreboard_counters {
+	uint64_t requests;                       /* requests handed to the app */
+	uint64_t responses[SCOREBOARD_CLASSES];  /* completed responses: [0] = 1xx .. [4] = 5xx */
+	uint64_t by_method[SCOREBOARD_METHODS][SCOREBOARD_CLASSES]; /* responses by method */
+	uint64_t duration[SCOREBOARD_BUCKETS];   /* responses by duration bucket (not cumulative) */
+	uint64_t duration_us;                    /* sum of response durations, microseconds */
+	uint64_t hash[SCOREBOARD_BUCKETS];       /* bcrypt jobs by run-time bucket */
+	uint64_t hash_us;                        /* sum of bcrypt run times, microseconds */
+	uint64_t bus_published;                  /* shared events published */
+	uint64_t bus_received;                   /* shared events received */
+	uint64_t bus_failed;                     /* shared events lost */
+	uint64_t bytes_in;                       /* bytes read from clients */
+	uint64_t bytes_out;                      /* bytes written to clients */
+	uint64_t pool_done;                      /* pool jobs completed */
+	uint64_t pool_rejected;                  /* pool jobs refused: queue full */
+};
+
+/* One worker process. The primary writes pid, slot, generation and started
+ * (before the worker runs or after it died); the worker writes the rest. */
+struct scoreboard_proc {
+	int32_t pid;                 /* 0: the entry is free */
+	int32_t slot;                /* worker slot, 0 .. workers-1 */
+	uint32_t generation;         /* configuration generation it runs */
+	uint32_t current_seq;        /* odd while method/path are being written */
+	uint64_t started_ms;         /* Unix time of the fork, milliseconds */
+	uint64_t heartbeat_ms;       /* CLOCK_MONOTONIC of the last stamp, milliseconds */
+	uint32_t busy;               /* 1 while the loop runs a request's handler */
+	uint32_t connections;        /* open client connections (gauge) */
+	uint32_t pool_queued;        /* pool jobs waiting (gauge) */
+	uint32_t pool_running;       /* pool jobs on a thread (gauge) */
+	uint32_t inflight;           /* requests handed to the app, response not ended (gauge) */
+	char method[16];             /* the last request handed to the app */
+	char path[112];
+	struct scoreboard_counters c;
+};
+
+/* One worker slot, written by the primary only. */
+struct scoreboard_slot {
+	uint32_t seq;                       /* odd while retired counters are being folded in */
+	uint32_t restarts;                  /* workers replaced after an unexpected exit */
+	uint64_t spawned;                   /* workers forked into this slot */
+	struct scoreboard_counters retired; /* counters of the slot's exited workers */
+};
+
+/* The whole shared area. */
+struct scoreboard {
+	int32_t primary_pid;
+	uint32_t workers;            /* worker slots in use now */
+	uint64_t primary_started_ms; /* Unix time the primary started, milliseconds */
+	uint64_t reloads;            /* configuration reloads that completed */
+	uint64_t reload_failures;    /* reloads refused or rolled back */
+	struct scoreboard_slot slots[SCOREBOARD_SLOTS];
+	struct scoreboard_proc procs[SCOREBOARD_PROCS];
+};
+
+/* Maps the scoreboard (shared, anonymous, zeroed), stamps the primary's pid
+ * and start, and makes it this process's; 0 or -errno. The primary calls it
+ * once before forking; children inherit it. */
+int scoreboard_open(void);
+/* Unmaps it (primary, at exit). */
+void scoreboard_close(void);
+/* The mapped scoreboard, or NULL when none was opened (single-process runs). */
+struct scoreboard *scoreboard_get(void);
+/* Unix time in milliseconds (for started stamps). */
+uint64_t scoreboard_now_ms(void);
+/* CLOCK_MONOTONIC in milliseconds (for heartbeats). */
+uint64_t scoreboard_mono_ms(void);
+
+/* ---- the primary's side ---- */
+
+/* Prepares entry i for a worker about to be forked into slot; the pid is set
+ * after the fork with scoreboard_proc_pid. */
+void scoreboard_proc_init(int i, int slot, uint32_t generation);
+/* Records the forked worker's pid in entry i. */
+void scoreboard_proc_pid(int i, int pid);
+/* After entry i's worker exited: adds its counters to its slot's retired
+ * counters and frees the entry. */
+void scoreboard_proc_retire(int i);
+/* Counts a worker of slot replaced after an unexpected exit. */
+void scoreboard_count_restart(int slot);
+/* Counts a reload that completed (ok) or was refused or rolled back. */
+void scoreboard_count_reload(int ok);
+/* Publishes the number of worker slots in use. */
+void scoreboard_set_workers(unsigned n);
+/* Milliseconds since entry i's last heartbeat (CLOCK_MONOTONIC). */
+uint64_t scoreboard_proc_silence_ms(int i);
+/* Copies what entry i's worker was doing into method and path (each of the
+ * given size); returns 1 when it was inside a request handler, 0 when it was
+ * not (method and path then name its last request, "" if none). */
+int scoreboard_proc_current(int i, char *method, size_t mlen, char *path, size_t plen);
+
+/* ---- a worker's side: the entry it was given after fork; no-ops when none ---- */
+
+/* Makes entry i this process's own (in the worker, after fork). */
+void scoreboard_attach(int i);
+/* Stamps the heartbeat and publishes the gauges and pool counters. */
+void scoreboard_heartbeat(unsigned connections, const struct pool_stats *pool);
+/* Publishes the number of open connections. */
+void scoreboard_connections(unsigned n);
+/* A request is being handed to the app: counts it and records its method and
+ * path (cut to fit) as what the worker is serving. */
+void scoreboard_request(const char *method, const char *path, size_t path_len);
+/* The loop is back between handlers: the worker serves no request now. */
+void scoreboard_idle(void);
+/* A response with status was completed for a request of method (an enum
+ * llhttp_method) after seconds (bad requests included). */
+void scoreboard_response(int method, int status, double seconds);
+/* A request handed to the app is over (answered, or its client left). */
+void scoreboard_request_done(void);
+/* A bcrypt job ran for seconds on a pool thread. */
+void scoreboard_hash_time(double seconds);
+/* Publishes the bus counters (absolute values). */
+void scoreboard_bus(uint64_t published, uint64_t received, uint64_t failed);
+/* n bytes were read from a client. */
+void scoreboard_bytes_in(size_t n);
+/* n bytes were written to a client. */
+void scoreboard_bytes_out(size_t n);
+
+/* ---- readers (metrics) ---- */
+
+/* The counters of slot since the primary started: its exited workers' plus
+ * its live ones', read consistently with the primary's folding. */
+void scoreboard_slot_totals(int slot, struct scoreboard_counters *out);
+
+#endif
