@@ -9,7 +9,8 @@
  *
  * One request at a time: the parser stops after each complete request. A
  * response that ends at once lets the next pipelined request be parsed in the
- * same pass; all the responses of one read are then written with one writev.
+ * same pass; all the responses of one read are then written together
+ * (outq.c: one sendmsg).
  * A response that ends later (a timer, a pool job) resumes the connection
  * from conn_response_ended.
  *
@@ -17,19 +18,35 @@
  * worker's spares when bytes arrive and handed back when the connection falls
  * idle, so ten thousand idle keep-alive connections hold no buffers.
  *
+ * Bounds: input waiting behind an unfinished response stops reading at
+ * IN_MAX; parsing pipelined requests stops while more than OUT_PAUSE bytes
+ * or [http] max_pipeline responses wait to be written, and resumes (on a
+ * later loop iteration, so other connections get their turn) once the
+ * output drained. Streamed responses wait for drain (response.c), so a
+ * client that does not read holds a bounded amount of memory until
+ * send_timeout resets its connection.
+ *
  * Time: one ev_timer per connection, checked lazily. Its callback works out
  * the deadline of the current state (header, body, send, keep-alive, linger)
  * and either acts or sleeps until then; reads and writes only stamp
- * last_activity, so bytes cost no timer operations. */
+ * last_activity, so bytes cost no timer operations.
+ *
+ * Closing never happens under a frame of this file: route code called from
+ * here (a drain callback that ends a stream, say) may end the response and
+ * make the connection ready to close, but the callback that is still on the
+ * stack must find it alive. c->depth counts those frames; settle closes only
+ * at depth 0 and otherwise leaves it to the outermost frame's own settle.
+ *
+ * Closing after an error answer lingers: the write side is shut and input
+ * is read and discarded until the client closes, is quiet for LINGER_IDLE,
+ * or LINGER_MAX passes. Closing a socket with unread input would send a
+ * reset, and a reset can destroy the answer before the client read it. */
 #include "conn.h"
 
 #include <errno.h>
-#include <limits.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/uio.h>
 #include <unistd.h>
 #include <arpa/inet.h>
 
@@ -37,6 +54,7 @@
 #include "config.h"
 #include "log.h"
 #include "response.h"
+#include "scoreboard.h"
 
 enum {
 	F_CLOSING = 1,     /* no further request: close once the output is written */
@@ -48,16 +66,20 @@ enum {
 	F_DISPATCHED = 64, /* the current request is with the app, response not finished */
 	F_DEAD = 128,      /* close at the next settle (write error, timeout) */
 	F_LINGER_WANTED = 256, /* after an error answer, linger rather than close */
+	F_RESET = 512,     /* close with a reset: the client stopped reading (send_timeout) */
 };
 
+/* During a graceful stop, how long a served keep-alive connection may stay
+ * idle before it is closed: long enough for a request already on its way. */
+#define DRAIN_IDLE 0.25
 /* How much input may wait behind an unfinished response before reading stops. */
 #define IN_MAX (64 * 1024)
 /* Output above this stops parsing further pipelined requests until it drains. */
 #define OUT_PAUSE (256 * 1024)
-/* Lingering close: how long to discard a client's input before closing. */
-#define LINGER_TIME 2.0
-/* Bodies at least this large are referenced rather than copied. */
-#define STATIC_REF_MIN 4096
+/* Lingering close: how long a client may stay quiet, and how long it may
+ * keep sending, before the connection is closed anyway. */
+#define LINGER_IDLE 2.0
+#define LINGER_MAX 10.0
 #define READ_BUF_SIZE (64 * 1024)
 
 static void process(struct conn *c, const char *data, size_t len);
@@ -177,7 +199,7 @@ int conn_open(struct conn_env *env, int fd, const struct sockaddr *peer, socklen
 		memcpy(&c->peer.sin6_addr.s6_addr[12], &v4->sin_addr, 4);
 	}
 	buf_init(&c->in);
-	buf_init(&c->out);
+	outq_init(&c->out);
 	http_parser_init(&c->hp, &env->limits, on_head, c);
 	c->last_activity = ev_now(env->loop);
 	c->next = env->head;
@@ -208,15 +230,20 @@ void conn_close(struct conn *c)
 {
 	struct conn_env *env = c->env;
 
+	c->depth++; /* an abort callback that ends the response must not close c again */
 	if ((c->flags & F_DISPATCHED) && c->req)
 		app_abort(env->app, c->req);
 	ev_io_stop(env->loop, &c->io);
 	ev_timer_stop(env->loop, &c->timer);
+	if (c->flags & F_RESET) {
+		/* Drop what the kernel still holds for a client that stopped reading. */
+		struct linger lg = {1, 0};
+		setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+	}
 	close(c->fd);
 	request_give(c);
 	buf_pool_give(&env->bufs, &c->in);
-	buf_pool_give(&env->bufs, &c->out);
-	free(c->segs);
+	outq_free(&c->out, &env->bufs);
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -240,146 +267,63 @@ static void doom(struct conn *c)
 
 /* ---- output ---- */
 
-static int seg_push(struct conn *c, const char *ext, size_t len)
-{
-	if (c->nsegs && !ext && !c->segs[c->nsegs - 1].ext) {
-		c->segs[c->nsegs - 1].len += len;
-		return 0;
-	}
-	if (c->nsegs == c->segs_cap) {
-		size_t cap = c->segs_cap ? c->segs_cap * 2 : 8;
-		struct conn_seg *s = realloc(c->segs, cap * sizeof *s);
-		if (!s)
-			return -ENOMEM;
-		c->segs = s;
-		c->segs_cap = cap;
-	}
-	c->segs[c->nsegs].ext = ext;
-	c->segs[c->nsegs].len = len;
-	c->nsegs++;
-	return 0;
-}
-
 struct buf *conn_outbuf(struct conn *c)
 {
-	buf_pool_take(&c->env->bufs, &c->out);
-	return &c->out;
+	return outq_buf(&c->out, &c->env->bufs);
 }
 
 void conn_out_commit(struct conn *c, size_t len)
 {
-	/* Without static segments the whole of out is one run: nothing to record. */
-	if (c->nsegs && seg_push(c, NULL, len))
+	if (outq_commit(&c->out, len))
 		doom(c);
 }
 
 int conn_out(struct conn *c, const void *data, size_t len)
 {
-	struct buf *b = conn_outbuf(c);
-	int rc = buf_append(b, data, len);
-
-	if (rc == 0)
-		conn_out_commit(c, len);
-	return rc;
+	return outq_copy(&c->out, &c->env->bufs, data, len);
 }
 
 int conn_out_static(struct conn *c, const void *data, size_t len)
 {
-	if (len < STATIC_REF_MIN)
-		return conn_out(c, data, len);
-	if (c->nsegs == 0 && c->out.len && seg_push(c, NULL, c->out.len))
-		return -ENOMEM;
-	return seg_push(c, data, len);
+	return outq_ref(&c->out, &c->env->bufs, data, len);
 }
 
 size_t conn_out_pending(const struct conn *c)
 {
-	if (!c->nsegs)
-		return c->out.len;
-	size_t n = 0;
-	for (size_t i = 0; i < c->nsegs; i++)
-		n += c->segs[i].len;
-	return n;
-}
-
-/* Drops n written bytes from the front of the output. */
-static void out_consume(struct conn *c, size_t n)
-{
-	if (!c->nsegs) {
-		buf_consume(&c->out, n);
-		return;
-	}
-	size_t from_buf = 0, i = 0;
-	while (i < c->nsegs && n >= c->segs[i].len) {
-		n -= c->segs[i].len;
-		if (!c->segs[i].ext)
-			from_buf += c->segs[i].len;
-		i++;
-	}
-	if (i < c->nsegs && n) {
-		if (!c->segs[i].ext)
-			from_buf += n;
-		else
-			c->segs[i].ext += n;
-		c->segs[i].len -= n;
-	}
-	memmove(c->segs, c->segs + i, (c->nsegs - i) * sizeof *c->segs);
-	c->nsegs -= i;
-	buf_consume(&c->out, from_buf);
-}
-
-static size_t out_iov(struct conn *c, struct iovec *iov, size_t max)
-{
-	if (!c->nsegs) {
-		iov[0].iov_base = c->out.data;
-		iov[0].iov_len = c->out.len;
-		return c->out.len ? 1 : 0;
-	}
-	size_t n = 0, off = 0;
-	for (size_t i = 0; i < c->nsegs && n < max; i++) {
-		if (c->segs[i].ext) {
-			iov[n].iov_base = (void *)c->segs[i].ext;
-		} else {
-			iov[n].iov_base = c->out.data + off;
-			off += c->segs[i].len;
-		}
-		iov[n].iov_len = c->segs[i].len;
-		n++;
-	}
-	return n;
+	return outq_pending(&c->out);
 }
 
 void conn_flush(struct conn *c)
 {
-	struct iovec iov[64];
-
 	if (c->flags & F_DEAD)
 		return;
-	while (conn_out_pending(c)) {
-		size_t n = out_iov(c, iov, 64);
-		ssize_t w = writev(c->fd, iov, (int)n);
+	while (outq_pending(&c->out)) {
+		ssize_t w = outq_write(&c->out, c->fd);
+		if (w == -EINTR)
+			continue;
 		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno != EAGAIN && errno != EWOULDBLOCK)
-				doom(c);
+			if (w != -EAGAIN && w != -EWOULDBLOCK)
+				doom(c); /* the client is gone: nothing more is written */
 			break;
 		}
+		scoreboard_bytes_out((size_t)w);
 		c->last_activity = ev_now(c->env->loop);
-		out_consume(c, (size_t)w);
 	}
-	size_t pending = conn_out_pending(c);
+	size_t pending = outq_pending(&c->out);
 	if ((pending > 0) != !!(c->flags & F_WRITING)) {
 		c->flags ^= F_WRITING;
 		update_io(c);
 	}
 	if (!pending) {
-		c->nsegs = 0;
+		c->queued = 0;
 		if (!(c->flags & F_DISPATCHED))
-			buf_pool_give(&c->env->bufs, &c->out);
+			outq_release(&c->out, &c->env->bufs);
 	}
-	if (c->req && c->req->res.state == RESPONSE_STREAMING && !(c->flags & F_DEAD))
+	if (c->req && c->req->res.state == RESPONSE_STREAMING && !(c->flags & F_DEAD)) {
+		c->depth++; /* the drain callback may end the response */
 		response_drained(&c->req->res, pending);
+		c->depth--;
+	}
 }
 
 /* ---- input ---- */
@@ -443,6 +387,7 @@ static void finish_request(struct conn *c)
 
 	c->flags &= (uint16_t)~F_DISPATCHED;
 	c->requests++;
+	c->queued++;
 	c->env->requests++;
 	app_finish(c->env->app, req);
 	if (req->res.close || c->env->draining) {
@@ -464,12 +409,25 @@ static void keep_input(struct conn *c, const char *data, size_t len)
 		doom(c);
 }
 
+/* Whether more requests may be parsed before the output drains. */
+static bool output_has_room(const struct conn *c)
+{
+	return conn_out_pending(c) <= OUT_PAUSE && c->queued < (unsigned)c->env->cfg->max_pipeline;
+}
+
+/* Whether pipelined input waits that process() could take now. */
+static bool input_ready(const struct conn *c)
+{
+	return c->in.len && !(c->flags & (F_DISPATCHED | F_CLOSING | F_DEAD | F_LINGER)) &&
+	       output_has_room(c);
+}
+
 /* Parses and dispatches as many requests as data holds, one at a time. */
 static void process(struct conn *c, const char *data, size_t len)
 {
 	c->flags |= F_IN_PROCESS;
 	while (len && !(c->flags & (F_CLOSING | F_DISPATCHED | F_DEAD))) {
-		if (conn_out_pending(c) > OUT_PAUSE)
+		if (!output_has_room(c))
 			break;
 		if (!c->req) {
 			c->req = request_take(c);
@@ -515,24 +473,23 @@ void conn_response_ended(struct conn *c)
 {
 	if (c->flags & F_IN_PROCESS)
 		return;
+	c->depth++;
 	finish_request(c);
-	if (c->in.len && !(c->flags & F_CLOSING))
+	if (input_ready(c))
 		process(c, c->in.data, c->in.len);
 	conn_flush(c);
+	c->depth--;
 	settle(c);
 }
 
-/* The client closed its side. */
+/* The client closed its side. Requests it sent before are still answered
+ * unless one is in progress: then it gave up on it (nginx's 499). */
 static void on_eof(struct conn *c)
 {
 	c->flags |= F_EOF;
-	if (c->flags & F_DISPATCHED) {
-		/* The client gave up on a response still being made (nginx's 499). */
-		doom(c);
-		return;
-	}
-	c->flags |= F_CLOSING;
 	update_io(c);
+	if (c->flags & F_DISPATCHED)
+		doom(c);
 }
 
 static void on_readable(struct conn *c)
@@ -549,6 +506,7 @@ static void on_readable(struct conn *c)
 		on_eof(c);
 		return;
 	}
+	scoreboard_bytes_in((size_t)n);
 	c->last_activity = ev_now(env->loop);
 	if (c->flags & (F_LINGER | F_CLOSING))
 		return; /* nothing more is parsed on this connection */
@@ -569,16 +527,17 @@ static void io_cb(struct ev_loop *loop, ev_io *w, int revents)
 	struct conn *c = w->data;
 
 	(void)loop;
+	c->depth++;
 	if (revents & EV_READ)
 		on_readable(c);
 	if ((revents & EV_WRITE) && !(c->flags & F_DEAD)) {
 		conn_flush(c);
-		if (!(c->flags & F_DISPATCHED) && c->in.len && !(c->flags & F_CLOSING) &&
-		    conn_out_pending(c) <= OUT_PAUSE) {
+		if (input_ready(c)) {
 			process(c, c->in.data, c->in.len);
 			conn_flush(c);
 		}
 	}
+	c->depth--;
 	settle(c);
 }
 
@@ -591,9 +550,14 @@ static void start_linger(struct conn *c)
 {
 	c->flags |= F_LINGER;
 	c->flags &= (uint16_t)~F_LINGER_WANTED;
-	c->linger_until = ev_now(c->env->loop) + LINGER_TIME;
+	c->linger_until = ev_now(c->env->loop) + LINGER_MAX;
 	shutdown(c->fd, SHUT_WR);
 	set_read(c, true);
+}
+
+static double earliest(double a, double b)
+{
+	return a < b ? a : b;
 }
 
 /* The moment the current state times out, or 0 for never. */
@@ -602,7 +566,7 @@ static double deadline(const struct conn *c)
 	const struct config *cfg = c->env->cfg;
 
 	if (c->flags & F_LINGER)
-		return c->linger_until;
+		return earliest(c->linger_until, c->last_activity + LINGER_IDLE);
 	if (conn_out_pending(c))
 		return c->last_activity + cfg->send_timeout;
 	if (c->flags & F_DISPATCHED)
@@ -612,11 +576,18 @@ static double deadline(const struct conn *c)
 			return c->req->start + cfg->header_timeout;
 		return c->last_activity + cfg->body_timeout;
 	}
+	/* A new connection must begin its first request as soon as a head must
+	 * be complete; only a connection that has been served may idle longer. */
+	if (c->requests == 0)
+		return c->last_activity + cfg->header_timeout;
+	if (c->env->draining)
+		return c->last_activity + DRAIN_IDLE;
 	return c->last_activity + cfg->keepalive_timeout;
 }
 
-/* Arms the timer so that it fires no later than the current deadline. It may
- * fire earlier (the state changed to a later deadline): timer_cb re-arms. */
+/* Arms the timer so that it fires no later than the current deadline (half
+ * a second of slack spares a timer update for small changes). It may fire
+ * earlier (the state changed to a later deadline): timer_cb re-arms. */
 static void arm_timer(struct conn *c)
 {
 	struct ev_loop *loop = c->env->loop;
@@ -636,23 +607,39 @@ static void arm_timer(struct conn *c)
 	ev_timer_start(loop, &c->timer);
 }
 
-/* Closes, lingers or re-arms the timer, depending on where the connection is. */
+/* Whether a connection with nothing in progress is done. */
+static bool must_close(const struct conn *c)
+{
+	if (c->flags & F_CLOSING)
+		return true;
+	if (c->flags & F_EOF)
+		return !input_ready(c); /* answer what the client sent before it closed */
+	/* While draining, a connection that was served closes once it has been
+	 * idle a moment (a request racing the close is answered, not reset); a
+	 * new one still gets its first request answered. */
+	return c->env->draining && http_idle(&c->hp) && !c->in.len && c->requests > 0 &&
+	       ev_now(c->env->loop) >= c->last_activity + DRAIN_IDLE;
+}
+
+/* Closes, lingers, resumes pipelined input or re-arms the timer, depending
+ * on where the connection is. */
 static void settle(struct conn *c)
 {
-	if (c->flags & F_DEAD) {
-		conn_close(c);
-		return;
-	}
 	bool idle = !(c->flags & F_DISPATCHED) && !conn_out_pending(c);
-	if (idle && (c->flags & F_LINGER_WANTED) && !(c->flags & F_EOF)) {
-		start_linger(c);
-	} else if (idle && (c->flags & (F_CLOSING | F_EOF)) && !(c->flags & F_LINGER)) {
-		conn_close(c);
-		return;
-	} else if (idle && c->env->draining && http_idle(&c->hp) && !(c->flags & F_LINGER)) {
-		conn_close(c);
+	bool lingering = c->flags & (F_LINGER | F_LINGER_WANTED);
+
+	/* A lingering connection is done once the client closed. */
+	if ((c->flags & F_DEAD) || (idle && (lingering ? (c->flags & F_EOF) : must_close(c)))) {
+		if (c->depth)
+			doom(c); /* the frame still using c settles it */
+		else
+			conn_close(c);
 		return;
 	}
+	if (idle && (c->flags & F_LINGER_WANTED))
+		start_linger(c);
+	else if (input_ready(c))
+		ev_feed_event(c->env->loop, &c->io, EV_WRITE); /* go on after others had a turn */
 	arm_timer(c);
 }
 
@@ -680,12 +667,18 @@ static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 	(void)revents;
 	if (!(c->flags & F_DEAD) && when != 0 && ev_now(loop) >= when) {
-		if (c->flags & F_LINGER || conn_out_pending(c))
-			doom(c); /* linger over, or the client does not read: send_timeout */
-		else if (c->req && !http_idle(&c->hp))
+		if (c->flags & F_LINGER) {
+			doom(c);
+		} else if (conn_out_pending(c)) {
+			c->flags |= F_RESET; /* send_timeout: the client does not read */
+			doom(c);
+		} else if (c->req && !http_idle(&c->hp)) {
+			c->depth++; /* the 408 ends a response: conn_response_ended settles */
 			request_timeout(c);
-		else
-			c->flags |= F_CLOSING; /* keep-alive timeout */
+			c->depth--;
+		} else {
+			c->flags |= F_CLOSING; /* keep-alive timeout, or no first request */
+		}
 	}
 	settle(c);
 }

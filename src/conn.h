@@ -15,6 +15,7 @@
 
 #include "buf.h"
 #include "http.h"
+#include "outq.h"
 
 struct app;
 struct config;
@@ -38,13 +39,6 @@ struct conn_env {
 	unsigned long long accepted; /* connections accepted by this worker */
 };
 
-/* A connection's output: copied bytes in out; static bodies referenced in
- * segments (only when a response used response_send_static with a large body). */
-struct conn_seg {
-	const char *ext;  /* static memory, or NULL: the next len bytes of out */
-	size_t len;
-};
-
 /* One client connection. */
 struct conn {
 	struct conn_env *env;
@@ -55,12 +49,12 @@ struct conn {
 	struct http_parser hp;
 	struct request *req;      /* NULL while idle */
 	struct buf in;            /* bytes read but not parsed yet */
-	struct buf out;           /* bytes to write */
-	struct conn_seg *segs;
-	size_t nsegs, segs_cap;
+	struct outq out;          /* bytes to write */
 	double last_activity;     /* loop time of the last read or write progress */
-	double linger_until;
+	double linger_until;      /* when lingering must end, however busy the client */
 	unsigned long requests;   /* requests answered on this connection */
+	unsigned queued;          /* responses queued since the output was last empty */
+	unsigned depth;           /* conn.c frames on the stack: no close until 0 */
 	uint16_t flags;
 	struct sockaddr_in6 peer; /* IPv4 peers as v4-mapped */
 };

@@ -1,22 +1,29 @@
 /* http: llhttp glue and forkd's own framing rules.
  *
- * llhttp runs in strict mode and does the tokenising. Around it forkd adds
- * what llhttp does not do, or what older llhttp releases (Debian ships 8.1)
- * do more laxly than the RFC:
+ * llhttp does the tokenising. Around it forkd adds what llhttp does not do,
+ * or does more laxly in some releases and builds (Debian ships 8.1):
  *
- * - A scanner reads the raw request head before llhttp does. It refuses bare
- *   CR or LF, control characters, obs-fold, and enforces the request-line and
- *   header-block limits as the bytes arrive, so an endless request line is
- *   cut when it crosses the limit, not after it was buffered.
- * - Header callbacks count Host, Content-Length and Transfer-Encoding and
- *   check their values; the head is checked as a whole when it is complete.
+ * - http_frame.c scans the same bytes with a strict state machine: CRLF line
+ *   ends only, no control characters, a request line of three single-spaced
+ *   parts, no whitespace before a colon, no obs-fold, the request-line and
+ *   header-section limits as the bytes arrive (an endless request line is cut
+ *   when it crosses the limit, not after it was buffered), and the whole
+ *   chunked framing including trailers. The head is scanned before llhttp
+ *   sees it; a chunked body after llhttp has parsed it, and the request is
+ *   refused unless both agree on where it ended.
+ * - Header callbacks count Host, Content-Length and Transfer-Encoding as soon
+ *   as a name is complete (so a duplicate is refused with 400 before llhttp
+ *   can object to it in its own words), and check their values; the head is
+ *   checked as a whole when it is complete.
  * - on_message_complete pauses the parser, so a connection handles exactly one
  *   request at a time: pipelined bytes wait in place until the response of the
  *   request before them has ended. That keeps responses in order and lets a
  *   request's memory be reused by the next one.
  *
  * Request bytes are copied into the request's arena (target, header names and
- * values, body), so the read buffer can be reused for the next read. */
+ * values, body), so the read buffer can be reused for the next read. Trailer
+ * fields are checked and counted by the framing scanner and then dropped:
+ * they never merge into the request's headers. */
 #include "http.h"
 
 #include <errno.h>
@@ -26,18 +33,7 @@
 
 #include "router.h"
 
-/* Scanner state bits for the raw request head. */
-enum {
-	SCAN_CR = 1,      /* a CR was seen, LF must follow */
-	SCAN_IN_LINE = 2, /* the current line is not empty */
-	SCAN_SEEN_LINE = 4, /* the request line has ended */
-	SCAN_DONE = 8,    /* the empty line ending the head was seen */
-};
-
 enum { CB_NONE = 0, CB_FIELD = 1, CB_VALUE = 2 };
-
-/* Chunk extensions are legal but useless to forkd; bound what a client may send. */
-#define MAX_CHUNK_EXT 4096
 
 static llhttp_settings_t settings;
 static int settings_ready;
@@ -54,12 +50,6 @@ static int fail(struct request *req, int status, const char *reason)
 		req->error_reason = reason;
 	}
 	return -1;
-}
-
-static int on_message_begin(llhttp_t *p)
-{
-	(void)p;
-	return 0;
 }
 
 static int on_url(llhttp_t *p, const char *at, size_t len)
@@ -99,25 +89,13 @@ static struct http_header *new_header(struct http_parser *hp)
 	return h;
 }
 
-/* Trailer fields are counted against the header limit and then dropped: they
- * never merge into the request's headers. */
-static int trailer_bytes(struct http_parser *hp, size_t len)
-{
-	struct request *req = hp->req;
-
-	req->head_bytes += len;
-	if (req->head_bytes > hp->limits->max_request_line + hp->limits->max_header_size)
-		return fail(req, 431, "trailer section too large");
-	return 0;
-}
-
 static int on_header_field(llhttp_t *p, const char *at, size_t len)
 {
 	struct http_parser *hp = parser_of(p);
 	struct request *req = hp->req;
 
 	if (req->head_done)
-		return trailer_bytes(hp, len);
+		return 0; /* a trailer field: dropped */
 	if (req->last_cb != CB_FIELD && !new_header(hp))
 		return -1;
 	req->last_cb = CB_FIELD;
@@ -133,7 +111,9 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
 	struct request *req = hp->req;
 
 	if (req->head_done)
-		return trailer_bytes(hp, len);
+		return 0;
+	if (!req->nheaders)
+		return fail(req, 400, "field value without a name");
 	struct http_header *h = &req->headers[req->nheaders - 1];
 	if (req->last_cb != CB_VALUE)
 		h->value_off = (uint32_t)req->arena.len;
@@ -167,17 +147,88 @@ static bool host_valid(const char *v, size_t len)
 	return true;
 }
 
-static bool digits_only(const char *v, size_t len)
+/* Content-Length = 1*DIGIT; a single value, no sign, no list, no spaces.
+ * Eighteen digits keep the value far from overflow. */
+static bool parse_length(const char *v, size_t len, uint64_t *out)
 {
+	uint64_t n = 0;
+
 	if (len == 0 || len > 18)
 		return false;
-	for (size_t i = 0; i < len; i++)
+	for (size_t i = 0; i < len; i++) {
 		if (v[i] < '0' || v[i] > '9')
 			return false;
+		n = n * 10 + (uint64_t)(v[i] - '0');
+	}
+	*out = n;
 	return true;
 }
 
-/* Checks one complete header line against forkd's framing rules. */
+/* Counts the fields that frame a message as soon as a name is complete, so
+ * that duplicates and conflicts are refused before their values are read. */
+static int on_header_field_complete(llhttp_t *p)
+{
+	struct request *req = parser_of(p)->req;
+
+	if (req->head_done || !req->nheaders)
+		return 0;
+	const struct http_header *h = &req->headers[req->nheaders - 1];
+	req->last_cb = CB_NONE; /* the next value span, even an empty one, is this field's */
+	if (name_is(req, h, "host")) {
+		if (req->host_count++)
+			return fail(req, 400, "more than one Host header");
+	} else if (name_is(req, h, "content-length")) {
+		if (req->cl_count++)
+			return fail(req, 400, "more than one Content-Length header");
+		if (req->te_count)
+			return fail(req, 400, "both Content-Length and Transfer-Encoding");
+	} else if (name_is(req, h, "transfer-encoding")) {
+		if (req->te_count++)
+			return fail(req, 400, "more than one Transfer-Encoding header");
+		if (req->cl_count)
+			return fail(req, 400, "both Content-Length and Transfer-Encoding");
+	}
+	return 0;
+}
+
+/* Transfer-Encoding is a list of codings. A request whose last coding is
+ * not chunked has no determinable length: 400 (RFC 9112 6.3). forkd decodes
+ * chunked alone, applied once: any other coding is 501 (RFC 9112 6.1). */
+static int check_transfer_encoding(struct request *req, const char *v, size_t len)
+{
+	unsigned chunked = 0, other = 0;
+	bool last_chunked = false;
+
+	for (size_t i = 0; i <= len; i++) {
+		size_t start = i;
+		while (i < len && v[i] != ',')
+			i++;
+		size_t end = i;
+		while (start < end && (v[start] == ' ' || v[start] == '\t'))
+			start++;
+		while (end > start && (v[end - 1] == ' ' || v[end - 1] == '\t'))
+			end--;
+		if (end == start)
+			continue; /* empty list elements do not count (RFC 9110 5.6.1) */
+		last_chunked = value_is(v + start, end - start, "chunked");
+		if (last_chunked)
+			chunked++;
+		else
+			other++;
+	}
+	if (!chunked && !other)
+		return fail(req, 400, "empty Transfer-Encoding");
+	if (chunked && !last_chunked)
+		return fail(req, 400, "chunked is not the final transfer coding");
+	if (chunked > 1)
+		return fail(req, 400, "chunked applied more than once");
+	if (other)
+		return fail(req, 501, "only the chunked transfer coding is supported");
+	req->chunked = true;
+	return 0;
+}
+
+/* Checks the value of one complete header line against forkd's rules. */
 static int check_header(struct request *req, struct http_header *h)
 {
 	const char *v = req->arena.data + h->value_off;
@@ -185,21 +236,13 @@ static int check_header(struct request *req, struct http_header *h)
 	while (h->value_len && (v[h->value_len - 1] == ' ' || v[h->value_len - 1] == '\t'))
 		h->value_len--;
 	if (name_is(req, h, "host")) {
-		if (++req->host_count > 1)
-			return fail(req, 400, "more than one Host header");
 		if (!host_valid(v, h->value_len))
 			return fail(req, 400, "invalid Host header");
 	} else if (name_is(req, h, "content-length")) {
-		if (++req->cl_count > 1)
-			return fail(req, 400, "more than one Content-Length header");
-		if (!digits_only(v, h->value_len))
+		if (!parse_length(v, h->value_len, &req->content_length))
 			return fail(req, 400, "invalid Content-Length");
 	} else if (name_is(req, h, "transfer-encoding")) {
-		if (++req->te_count > 1)
-			return fail(req, 400, "more than one Transfer-Encoding header");
-		if (!value_is(v, h->value_len, "chunked"))
-			return fail(req, 501, "only chunked transfer coding is supported");
-		req->chunked = true;
+		return check_transfer_encoding(req, v, h->value_len);
 	} else if (name_is(req, h, "expect")) {
 		if (!value_is(v, h->value_len, "100-continue"))
 			return fail(req, 417, "unsupported expectation");
@@ -212,8 +255,9 @@ static int on_header_value_complete(llhttp_t *p)
 {
 	struct request *req = parser_of(p)->req;
 
-	if (req->head_done)
+	if (req->head_done || !req->nheaders)
 		return 0;
+	req->last_cb = CB_NONE;
 	return check_header(req, &req->headers[req->nheaders - 1]);
 }
 
@@ -223,18 +267,58 @@ static void resolve(struct request *req)
 	if (!req->arena.data)
 		return;
 	req->target = req->arena.data + req->target_off;
-	req->path = req->target;
-	const char *q = memchr(req->target, '?', req->target_len);
-	if (q) {
-		req->path_len = (size_t)(q - req->target);
-		req->query = q + 1;
-		req->query_len = req->target_len - req->path_len - 1;
-	} else {
-		req->path_len = req->target_len;
-		req->query = NULL;
-		req->query_len = 0;
+	const char *t = req->target + req->path_skip;
+	size_t n = req->target_len - req->path_skip;
+	const char *q = memchr(t, '?', n);
+	req->path = t;
+	req->path_len = q ? (size_t)(q - t) : n;
+	req->query = q ? q + 1 : NULL;
+	req->query_len = q ? n - req->path_len - 1 : 0;
+	if (req->path_len == 0) {
+		/* "http://host" and "http://host?q" ask for the root (RFC 9112 3.2.2). */
+		req->path = "/";
+		req->path_len = 1;
 	}
 	req->body = req->body_len ? req->arena.data + req->body_off : NULL;
+}
+
+static size_t scheme_len(const char *t, size_t n)
+{
+	if (n >= 7 && strncasecmp(t, "http://", 7) == 0)
+		return 7;
+	if (n >= 8 && strncasecmp(t, "https://", 8) == 0)
+		return 8;
+	return 0;
+}
+
+/* The request-target forms of RFC 9112 3.2: origin-form for every method;
+ * absolute-form, which servers must accept, routed by its path, with an
+ * authority that must equal Host so that routes reading Host and the router
+ * reading the target can never see two different hosts; asterisk-form for
+ * OPTIONS only. authority-form belongs to CONNECT, which forkd does not serve. */
+static int check_target(struct request *req)
+{
+	const char *t = req->target;
+	size_t n = req->target_len;
+
+	if (n && t[0] == '/')
+		return 0;
+	if (n == 1 && t[0] == '*')
+		return req->method_id == HTTP_OPTIONS ? 0 : fail(req, 400, "'*' is a target for OPTIONS only");
+	size_t s = scheme_len(t, n), a = s;
+	if (!s)
+		return fail(req, 400, "invalid request target");
+	while (a < n && t[a] != '/' && t[a] != '?')
+		a++;
+	if (a == s || !host_valid(t + s, a - s))
+		return fail(req, 400, "invalid authority in the request target");
+	size_t hlen;
+	const char *host = request_header(req, "host", &hlen);
+	if (host && (hlen != a - s || strncasecmp(host, t + s, hlen) != 0))
+		return fail(req, 400, "Host does not match the request target");
+	req->path_skip = (uint32_t)a;
+	resolve(req);
+	return 0;
 }
 
 static int check_head(struct http_parser *hp)
@@ -252,10 +336,18 @@ static int check_head(struct http_parser *hp)
 		return fail(req, 400, "both Content-Length and Transfer-Encoding");
 	if (p->http_minor == 1 && req->host_count != 1)
 		return fail(req, 400, "HTTP/1.1 request without Host");
-	if (req->target_len == 0 || (req->target[0] != '/' && p->method != HTTP_OPTIONS))
-		return fail(req, 400, "request target must be an absolute path");
-	if (req->cl_count && p->content_length > hp->limits->max_body_size)
+	/* llhttp's reading of the framing must be forkd's own. */
+	if (req->cl_count && p->content_length != req->content_length)
+		return fail(req, 400, "invalid Content-Length");
+	if (req->chunked != !!(p->flags & F_CHUNKED))
+		return fail(req, 400, "invalid Transfer-Encoding");
+	if (check_target(req))
+		return -1;
+	if (req->cl_count && req->content_length > hp->limits->max_body_size)
 		return fail(req, 413, "request body too large");
+	/* RFC 9110 10.1.1: a 100-continue expectation in HTTP/1.0 is ignored. */
+	if (p->http_minor == 0)
+		req->expect_continue = false;
 	return 0;
 }
 
@@ -267,8 +359,10 @@ static int on_headers_complete(llhttp_t *p)
 	req->head_done = true;
 	req->method_id = p->method;
 	req->method = llhttp_method_name((llhttp_method_t)p->method);
-	req->keep_alive = llhttp_should_keep_alive(p) != 0;
-	req->content_length = req->cl_count ? p->content_length : 0;
+	/* forkd speaks no other protocol: an upgrade request is answered in
+	 * HTTP/1.1, then the connection closes (llhttp would hand every later
+	 * byte to the upgraded protocol). */
+	req->keep_alive = llhttp_should_keep_alive(p) != 0 && !p->upgrade;
 	resolve(req);
 	if (check_head(hp))
 		return -1;
@@ -278,7 +372,7 @@ static int on_headers_complete(llhttp_t *p)
 			return fail(req, status, NULL);
 	}
 	/* Reserve the announced body at once: one allocation instead of doublings. */
-	if (req->cl_count && buf_reserve(&req->arena, (size_t)p->content_length))
+	if (req->cl_count && buf_reserve(&req->arena, (size_t)req->content_length))
 		return fail(req, 503, "out of memory");
 	return 0;
 }
@@ -298,35 +392,25 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
 	return 0;
 }
 
-static int on_chunk_ext(llhttp_t *p, const char *at, size_t len)
+static int on_message_complete(llhttp_t *p)
 {
 	struct request *req = parser_of(p)->req;
 
-	(void)at;
-	req->chunk_ext_bytes += len;
-	if (req->chunk_ext_bytes > MAX_CHUNK_EXT)
-		return fail(req, 400, "chunk extensions too long");
-	return 0;
-}
-
-static int on_message_complete(llhttp_t *p)
-{
-	resolve(parser_of(p)->req);
+	req->complete = true;
+	resolve(req);
 	return HPE_PAUSED;
 }
 
 static void settings_init(void)
 {
 	llhttp_settings_init(&settings);
-	settings.on_message_begin = on_message_begin;
 	settings.on_url = on_url;
 	settings.on_header_field = on_header_field;
 	settings.on_header_value = on_header_value;
+	settings.on_header_field_complete = on_header_field_complete;
 	settings.on_header_value_complete = on_header_value_complete;
 	settings.on_headers_complete = on_headers_complete;
 	settings.on_body = on_body;
-	settings.on_chunk_extension_name = on_chunk_ext;
-	settings.on_chunk_extension_value = on_chunk_ext;
 	settings.on_message_complete = on_message_complete;
 	settings_ready = 1;
 }
@@ -349,97 +433,75 @@ void http_parser_attach(struct http_parser *hp, struct request *req)
 	hp->req = req;
 }
 
-/* Scans the raw head in data before llhttp parses it. Returns 0, or -1 with
- * the request's error set. Stops at the end of the head: body bytes are
- * arbitrary and are llhttp's to frame. */
-static int head_scan(struct http_parser *hp, const char *data, size_t len)
-{
-	struct request *req = hp->req;
-	const struct http_limits *lim = hp->limits;
-	uint8_t st = req->head_state;
-	size_t i;
-
-	for (i = 0; i < len && !(st & SCAN_DONE); i++) {
-		unsigned char c = (unsigned char)data[i];
-		if (st & SCAN_CR) {
-			if (c != '\n')
-				return fail(req, 400, "bare CR in request head");
-			st &= (uint8_t)~SCAN_CR;
-			if (!(st & SCAN_IN_LINE) && (st & SCAN_SEEN_LINE))
-				st |= SCAN_DONE;
-			else if (st & SCAN_IN_LINE) {
-				if (!(st & SCAN_SEEN_LINE))
-					req->line_bytes = req->head_bytes + i;
-				st = (uint8_t)((st & ~SCAN_IN_LINE) | SCAN_SEEN_LINE);
-			}
-		} else if (c == '\r') {
-			st |= SCAN_CR;
-		} else if (c == '\n') {
-			return fail(req, 400, "bare LF in request head");
-		} else if ((c < 0x20 && c != '\t') || c == 0x7f) {
-			return fail(req, 400, "control character in request head");
-		} else {
-			if ((c == ' ' || c == '\t') && !(st & SCAN_IN_LINE) && (st & SCAN_SEEN_LINE))
-				return fail(req, 400, "obsolete line folding");
-			st |= SCAN_IN_LINE;
-		}
-	}
-	req->head_state = st;
-	req->head_bytes += i;
-	if (!(st & SCAN_SEEN_LINE)) {
-		if (req->head_bytes > lim->max_request_line)
-			return fail(req, 414, "request line too long");
-	} else if (req->head_bytes - req->line_bytes > lim->max_header_size) {
-		return fail(req, 431, "request header section too large");
-	}
-	return 0;
-}
-
+/* llhttp raises HPE_INVALID_TRANSFER_ENCODING itself, before forkd sees the
+ * whole value, when a coding follows chunked: that is 400 (RFC 9112 6.3),
+ * like every other error of framing. forkd answers 501 for an unknown
+ * coding on its own. */
 static int status_for(llhttp_errno_t err)
 {
-	switch (err) {
-	case HPE_INVALID_VERSION:
-		return 505;
-	case HPE_INVALID_TRANSFER_ENCODING:
-		return 501;
-	default:
-		return 400;
-	}
+	return err == HPE_INVALID_VERSION ? 505 : 400;
+}
+
+/* Runs the chunked body bytes llhttp has just parsed through forkd's own
+ * scanner: both must find the same framing, and the same end. */
+static int check_chunked(struct http_parser *hp, const char *data, size_t len, bool complete)
+{
+	struct request *req = hp->req;
+	const char *reason = NULL;
+	size_t used = 0;
+
+	int status = http_frame_chunked(&req->frame, hp->limits, data, len, &used, &reason);
+	if (status)
+		return fail(req, status, reason);
+	if (used != len || http_frame_chunked_done(&req->frame) != complete)
+		return fail(req, 400, "invalid chunked framing");
+	return 0;
 }
 
 enum http_event http_feed(struct http_parser *hp, const char *data, size_t len, size_t *used)
 {
 	struct request *req = hp->req;
+	const char *reason = NULL;
+	size_t head = 0;
 
 	*used = 0;
 	if (req->error_status)
 		return HTTP_EV_ERROR;
-	if (!(req->head_state & SCAN_DONE) && head_scan(hp, data, len))
-		return HTTP_EV_ERROR;
+	if (!http_frame_head_done(&req->frame)) {
+		int status = http_frame_head(&req->frame, hp->limits, data, len, &head, &reason);
+		if (status) {
+			fail(req, status, reason);
+			return HTTP_EV_ERROR;
+		}
+	}
 	llhttp_errno_t err = llhttp_execute(&hp->llhttp, data, len);
-	if (err == HPE_OK) {
-		*used = len;
+	bool complete = err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE;
+	if (err != HPE_OK && !complete) {
+		if (!req->error_status)
+			fail(req, status_for(err), llhttp_get_error_reason(&hp->llhttp));
+		return HTTP_EV_ERROR;
+	}
+	if (complete && !req->complete) {
+		/* A pause without a message: llhttp is past an upgrade. */
+		fail(req, 400, "unexpected bytes after an upgrade request");
+		return HTTP_EV_ERROR;
+	}
+	size_t n = complete ? (size_t)(llhttp_get_error_pos(&hp->llhttp) - data) : len;
+	if (req->chunked && n >= head && check_chunked(hp, data + head, n - head, complete))
+		return HTTP_EV_ERROR;
+	*used = n;
+	if (!complete)
 		return HTTP_EV_MORE;
-	}
-	if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) {
-		*used = (size_t)(llhttp_get_error_pos(&hp->llhttp) - data);
-		/* forkd speaks no upgraded protocol: answer, then close. */
-		if (err == HPE_PAUSED_UPGRADE)
-			req->keep_alive = false;
-		else
-			llhttp_resume(&hp->llhttp);
-		return HTTP_EV_REQUEST;
-	}
-	if (!req->error_status) {
-		req->error_status = status_for(err);
-		req->error_reason = llhttp_get_error_reason(&hp->llhttp);
-	}
-	return HTTP_EV_ERROR;
+	if (err == HPE_PAUSED_UPGRADE)
+		req->keep_alive = false;
+	else
+		llhttp_resume(&hp->llhttp);
+	return HTTP_EV_REQUEST;
 }
 
 bool http_idle(const struct http_parser *hp)
 {
-	return !hp->req || (hp->req->head_bytes == 0 && hp->req->head_state == 0);
+	return !hp->req || (hp->req->frame.head_bytes == 0 && hp->req->frame.lines == 0);
 }
 
 void request_init(struct request *req)

@@ -11,6 +11,7 @@
 #include <llhttp.h>
 
 #include "buf.h"
+#include "http_frame.h"
 #include "response.h"
 
 struct app;
@@ -47,7 +48,8 @@ struct request {
 	bool chunked;
 	const char *target;        /* the request-target as sent */
 	size_t target_len;
-	const char *path;          /* target up to '?' (still percent-encoded) */
+	const char *path;          /* target's path up to '?' (still percent-encoded);
+				    * for an absolute-form target, the part after the authority */
 	size_t path_len;
 	const char *query;         /* after '?' (encoded), NULL when absent */
 	size_t query_len;
@@ -65,12 +67,11 @@ struct request {
 	struct http_header *headers;
 	size_t nheaders, headers_cap;
 	uint32_t target_off, body_off;
-	size_t head_bytes;         /* bytes of the request head seen so far */
-	size_t line_bytes;         /* bytes of the request line (once it ended) */
-	size_t chunk_ext_bytes;
-	uint8_t head_state;        /* the raw-head scanner's state */
+	uint32_t path_skip;        /* bytes of an absolute-form target before its path */
+	struct http_frame frame;   /* forkd's own framing checks (http_frame.h) */
 	uint8_t last_cb;           /* which header span came last (name or value) */
 	bool head_done;
+	bool complete;             /* the whole message has been parsed */
 	bool expect_continue;
 	uint8_t host_count;
 	uint8_t cl_count;
