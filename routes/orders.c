@@ -1,11 +1,20 @@
 /* POST /orders: validates an order and emits "orderPlaced". It knows nothing
  * of what happens next: inventory, email and analytics listen for the event
- * in their own files, as in Node's event-bus pattern. */
+ * in their own files, as in Node's event-bus pattern.
+ *
+ * "orderPlaced" is shared: with [bus] it reaches the listeners of every
+ * worker of every host. The stock is then shared too, so the order first
+ * asks the inventory to reserve its items in Redis, and the route answers
+ * from the reservation's callback, later on the loop; only a reserved order
+ * is emitted. Without [bus] everything happens during the emit, as before. */
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "app.h"
+#include "log.h"
 #include "orders.h"
 
 #define MAX_ITEMS 100
@@ -77,6 +86,83 @@ static json_t *make_order(const json_t *body)
 			 "items", items, "status", "placed");
 }
 
+/* Answers the order once the event ran: 201 with the order, the status a
+ * listener refused it with, or (a listener failed otherwise) 500. */
+static int answer(struct response *res, struct order_event *ev, int rc)
+{
+	if (rc < 0 && ev->event.status)
+		return response_error(res, ev->event.status, ev->event.error);
+	if (rc < 0)
+		return response_error(res, 500, "internal server error");
+	return response_json(res, 201, ev->order);
+}
+
+/* An order waiting for its reservation; res is NULL once the client left. */
+struct pending_order {
+	struct app *app;
+	struct response *res;
+	json_t *order;
+};
+
+static void pending_abort(struct response *res, void *udata)
+{
+	(void)res;
+	((struct pending_order *)udata)->res = NULL;
+}
+
+static int unavailable(struct response *res)
+{
+	response_set_header(res, "Retry-After", "1");
+	return response_error(res, 503, "orders are unavailable: the stock store is unreachable");
+}
+
+/* The reservation ended. A reserved order is placed even when its client
+ * has left: the stock is taken, so the listeners must hear of it. */
+static void on_reserved(int status, const char *error, void *udata)
+{
+	struct pending_order *p = udata;
+	struct response *res = p->res;
+
+	if (res)
+		response_on_abort(res, NULL, NULL);
+	if (status == 0) {
+		struct order_event ev = {.order = p->order};
+		int rc = app_emit(p->app, "orderPlaced", &ev);
+		if (rc < 0)
+			log_error("orderPlaced: a listener failed after the stock was reserved");
+		if (res && answer(res, &ev, rc) < 0 && !response_started(res))
+			response_error(res, 500, "out of memory");
+	} else if (res) {
+		if (status == 503)
+			unavailable(res);
+		else
+			response_error(res, status, error);
+	}
+	json_decref(p->order);
+	free(p);
+}
+
+/* With [bus]: reserve in Redis first, answer later. Takes order. */
+static int place_shared(struct app *app, struct response *res, json_t *order)
+{
+	struct pending_order *p = malloc(sizeof *p);
+	int rc = -ENOMEM;
+
+	if (p) {
+		p->app = app;
+		p->res = res;
+		p->order = order;
+		rc = inventory_reserve(app, order, on_reserved, p);
+	}
+	if (rc) {
+		free(p);
+		json_decref(order);
+		return rc == -ENOTCONN ? unavailable(res) : rc;
+	}
+	response_on_abort(res, pending_abort, p);
+	return 0;
+}
+
 static int post_orders(struct request *req, struct response *res, void *udata)
 {
 	struct app *app = udata;
@@ -89,20 +175,23 @@ static int post_orders(struct request *req, struct response *res, void *udata)
 		json_decref(body);
 		return response_error(res, 400, msg);
 	}
-	struct order_event ev = {.order = make_order(body), .status = 0};
+	json_t *order = make_order(body);
 	json_decref(body);
-	if (!ev.order)
+	if (!order)
 		return -1;
+	if (app->bus)
+		return place_shared(app, res, order);
+	struct order_event ev = {.order = order};
 	int rc = app_emit(app, "orderPlaced", &ev);
-	if (rc < 0 && ev.status)
-		rc = response_error(res, ev.status, ev.error);
-	else if (rc >= 0)
-		rc = response_json(res, 201, ev.order);
-	json_decref(ev.order);
+	/* A listener that failed without a status is the app's 500 to answer. */
+	if (rc >= 0 || ev.event.status)
+		rc = answer(res, &ev, rc);
+	json_decref(order);
 	return rc;
 }
 
 int orders_routes(struct app *app)
 {
-	return app_post(app, "/orders", post_orders, app);
+	int rc = app_share(app, "orderPlaced");
+	return rc ? rc : app_post(app, "/orders", post_orders, app);
 }
