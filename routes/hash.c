@@ -26,6 +26,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <crypt.h>
 
@@ -34,6 +35,7 @@
 #include "log.h"
 #include "pool.h"
 #include "routes.h"
+#include "scoreboard.h"
 
 /* bcrypt uses at most 72 bytes of a password and silently ignores the rest. */
 #define HASH_PASSWORD_MAX 72
@@ -55,6 +57,7 @@ struct hash_job {
 	int cost;                 /* HASH_MAKE: the work factor */
 	int err;                  /* set by hash_work: 0 or an errno value */
 	bool match;               /* HASH_VERIFY: the outcome */
+	double seconds;           /* how long the bcrypt ran on its thread */
 	char password[HASH_PASSWORD_MAX + 1];
 	char hash[HASH_BCRYPT_LEN + 1]; /* HASH_VERIFY: input; HASH_MAKE: output */
 };
@@ -115,8 +118,12 @@ static void hash_work(void *arg)
 		job->err = ENOMEM;
 		return;
 	}
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
 	errno = 0;
 	job->err = job->kind == HASH_MAKE ? make_hash(job, cd) : verify_hash(job, cd);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	job->seconds = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
 	explicit_bzero(cd, sizeof *cd);
 	free(cd);
 }
@@ -144,6 +151,8 @@ static void hash_done(void *arg, enum pool_status status)
 {
 	struct hash_job *job = arg;
 
+	if (status == POOL_DONE)
+		scoreboard_hash_time(job->seconds);
 	if (job->res) {
 		response_on_abort(job->res, NULL, NULL);
 		if (status == POOL_DONE)

@@ -10,10 +10,13 @@ static const routes_fn groups[] = {
 	health_routes,
 	delay_routes,
 	hash_routes,
+	metrics_routes,
 	inventory_routes,
 	orders_routes,
 	email_routes,
 	analytics_routes,
+	stream_routes,
+	debug_routes,
 };
 
 int routes_register(struct app *app)

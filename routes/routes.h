@@ -16,6 +16,8 @@ int echo_routes(struct app *app);
 int health_routes(struct app *app);
 /* GET /delay?ms=N */
 int delay_routes(struct app *app);
+/* GET /metrics (Prometheus) */
+int metrics_routes(struct app *app);
 /* POST /hash, POST /hash/verify (bcrypt on the pool) */
 int hash_routes(struct app *app);
 /* The stock listener on "orderPlaced" and GET /inventory (before orders: it may refuse an order). */
@@ -26,5 +28,9 @@ int orders_routes(struct app *app);
 int email_routes(struct app *app);
 /* The analytics listener on "orderPlaced" */
 int analytics_routes(struct app *app);
+/* GET /debug/stream?kb=N, only with [debug] debug_routes = on */
+int stream_routes(struct app *app);
+/* GET /debug/block?ms=N (blocks the loop: watchdog tests), only with [debug] debug_routes = on */
+int debug_routes(struct app *app);
 
 #endif

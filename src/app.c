@@ -7,10 +7,14 @@
 #include <string.h>
 #include <strings.h>
 
+#include <ev.h>
+
 #include "access.h"
+#include "bus.h"
 #include "conn.h"
 #include "config.h"
 #include "log.h"
+#include "scoreboard.h"
 
 struct app *app_new(struct ev_loop *loop, const struct config *cfg, int slot)
 {
@@ -41,6 +45,8 @@ void app_free(struct app *app)
 		router_free(app->router);
 	if (app->events)
 		emitter_free(app->events);
+	if (app->shared)
+		emitter_free(app->shared);
 	free(app);
 }
 
@@ -85,7 +91,34 @@ int app_on(struct app *app, const char *event, emitter_fn fn, void *udata)
 
 int app_emit(struct app *app, const char *event, void *arg)
 {
-	return emitter_emit(app->events, event, arg);
+	int rc = emitter_emit(app->events, event, arg);
+
+	/* Without a bus this costs one test; with one, a lookup in the set. */
+	if (app->bus && rc >= 0 && app_is_shared(app, event))
+		bus_publish(app->bus, event, ((const struct app_event *)arg)->data);
+	return rc;
+}
+
+/* The listener that makes a name a member of app->shared. */
+static int shared_mark(void *event, void *udata)
+{
+	(void)event;
+	(void)udata;
+	return 0;
+}
+
+int app_share(struct app *app, const char *event)
+{
+	if (!app->shared && !(app->shared = emitter_new()))
+		return -ENOMEM;
+	if (app_is_shared(app, event))
+		return 0;
+	return emitter_on(app->shared, event, shared_mark, NULL);
+}
+
+bool app_is_shared(const struct app *app, const char *event)
+{
+	return app->shared && emitter_has(app->shared, event, strlen(event));
 }
 
 static bool peer_trusted(const struct app *app, const struct request *req)
@@ -232,6 +265,7 @@ void app_handle(struct app *app, struct request *req)
 	struct route_event ev = {req, &req->res};
 	struct route_match m;
 
+	scoreboard_request(req->method, req->path, req->path_len); /* for metrics and the watchdog */
 	int rc = emitter_emit(app->events, "request", &ev);
 	if (rc < 0) {
 		fail_route(app, req, rc);
@@ -269,6 +303,7 @@ void app_abort(struct app *app, struct request *req)
 	struct response *res = &req->res;
 
 	(void)app;
+	scoreboard_request_done();
 	if (res->on_abort) {
 		response_abort_fn fn = res->on_abort;
 		res->on_abort = NULL;
@@ -276,16 +311,28 @@ void app_abort(struct app *app, struct request *req)
 	}
 }
 
+/* Seconds from the request's first byte until now (loop time). */
+static double request_seconds(const struct app *app, const struct request *req)
+{
+	double now = ev_now(app->loop);
+
+	return req->start > 0 && now > req->start ? now - req->start : 0;
+}
+
 void app_finish(struct app *app, struct request *req)
 {
 	struct route_event ev = {req, &req->res};
 
 	emitter_emit(app->events, "finish", &ev);
+	scoreboard_request_done();
+	scoreboard_response(req->method_id, req->res.status, request_seconds(app, req));
 	access_log_request(app, req, 0);
 }
 
 void app_bad_request(struct app *app, struct request *req, int status)
 {
 	log_debug("bad request: %d %s", status, req->error_reason ? req->error_reason : "");
+	scoreboard_response(req->head_done ? req->method_id : -1, status,
+			    request_seconds(app, req));
 	access_log_request(app, req, status);
 }

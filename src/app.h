@@ -12,6 +12,7 @@
 #include "response.h"
 #include "router.h"
 
+struct bus;
 struct config;
 struct ev_loop;
 struct pool;
@@ -23,6 +24,8 @@ struct app {
 	struct emitter *events;
 	struct router *router;
 	struct pool *pool;  /* CPU-heavy work; NULL until the worker starts it */
+	struct bus *bus;    /* Redis bus ([bus] redis); NULL when off */
+	struct emitter *shared; /* names of the shared events (a set); NULL = none */
 	int slot;
 	struct addr_list trusted;       /* [proxy] trusted: peers whose forwarding headers count */
 	struct addr_list metrics_allow; /* [metrics] allow */
@@ -33,6 +36,18 @@ struct app_error {
 	struct request *req;
 	struct response *res;
 	int code;           /* the negative value the failing listener returned */
+};
+
+/* What the listeners of a shared event receive, whether this worker emitted
+ * it or it came from another worker over the bus, so they read both alike.
+ * A listener may refuse a local event (status, error, negative return) and
+ * the emitting route answers with it; for a remote event nobody reads them,
+ * so a remote event can never make this worker answer a request. */
+struct app_event {
+	json_t *data;        /* the payload, published as JSON; borrowed for the emit */
+	const char *origin;  /* NULL when emitted here; else "host:pid" of the sender */
+	int status;
+	char error[160];
 };
 
 /* Creates the app with its emitter and router; NULL on ENOMEM. */
@@ -49,8 +64,15 @@ int app_patch(struct app *app, const char *path, route_fn fn, void *udata);
 int app_delete(struct app *app, const char *path, route_fn fn, void *udata);
 /* Listens to an application event; 0 or -ENOMEM. */
 int app_on(struct app *app, const char *event, emitter_fn fn, void *udata);
-/* Emits an application event (see emitter_emit for the result). */
+/* Emits an application event (see emitter_emit for the result). A shared
+ * event (arg is a struct app_event) is also published on the bus once the
+ * local listeners accepted it. */
 int app_emit(struct app *app, const char *event, void *arg);
+/* Marks event as shared: with [bus] on, it reaches every worker of every
+ * host, each emitting it to its own listeners once; 0 or -ENOMEM. */
+int app_share(struct app *app, const char *event);
+/* Whether event was marked shared. */
+bool app_is_shared(const struct app *app, const char *event);
 
 /* The client's address as text into out: the peer's own, or, when the peer
  * is a trusted proxy, the nearest untrusted address of X-Forwarded-For

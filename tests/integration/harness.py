@@ -29,6 +29,8 @@ STOP_WAIT = 60.0
 # so a sanitizer build fails any test whose server misbehaved.
 SANITIZER_REPORT = re.compile(
     rb"ERROR: (?:Address|Leak|UndefinedBehavior|Memory|Thread)Sanitizer|runtime error:")
+# What the primary logs once every worker it started says it is ready.
+READY_LINE = "forkd ready:"
 # Signals that mean forkd crashed, unless the test sent them itself.
 CRASH_SIGNALS = (signal.SIGSEGV, signal.SIGABRT, signal.SIGBUS, signal.SIGFPE, signal.SIGILL)
 
@@ -97,14 +99,27 @@ class Server:
         env.update(self.env or {})
         self.stderr_text = b""
         self.checked = False
+        self.ready_lines = self.log().count(READY_LINE)
         self.proc = subprocess.Popen([BIN, "-c", self.conf] + self.args,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      env=env, cwd=self.dir)
-        if wait and not wait_for(self.accepting):
+        if wait and not wait_for(self.ready):
             self.stop(signal.SIGKILL)
             raise RuntimeError("forkd did not start; log:\n" + self.log() +
                                self.stderr_text.decode(errors="replace"))
         return self
+
+    def ready(self):
+        """Accepting, and every worker up: the primary logs READY_LINE (at
+        level info) once all have said ready. Checked when the error log is
+        the test's file and shows info lines."""
+        if not self.accepting():
+            return False
+        log = self.sections.get("log", {})
+        if log.get("error_log") != self.error_log or log.get("level", "info") not in (
+                "debug", "info"):
+            return True
+        return self.log().count(READY_LINE) > self.ready_lines
 
     def accepting(self):
         if self.proc.poll() is not None:
@@ -118,6 +133,10 @@ class Server:
 
     def send_signal(self, sig):
         self.proc.send_signal(sig)
+
+    def workers(self):
+        """The pids of forkd's worker processes (the primary's children) now."""
+        return children(self.proc.pid)
 
     def stop(self, sig=signal.SIGTERM, timeout=STOP_WAIT):
         """Stops forkd with sig and returns its exit code. Raises
@@ -195,6 +214,24 @@ class Server:
             except (BrokenPipeError, ConnectionResetError):
                 pass
             return read_all(s, timeout)
+
+
+def children(pid):
+    """The pids whose parent is pid, read from /proc (zombies excluded)."""
+    out = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % name) as f:
+                stat = f.read()
+        except OSError:
+            continue
+        # "pid (comm) state ppid ...": comm may hold spaces, so split after ')'.
+        fields = stat[stat.rfind(")") + 2:].split()
+        if int(fields[1]) == pid and fields[0] != "Z":
+            out.append(int(name))
+    return sorted(out)
 
 
 def drain(stream):
