@@ -113,12 +113,13 @@ static void put_request(struct line *l, const struct request *req)
 
 void access_log_request(const struct app *app, const struct request *req, int status)
 {
-	struct line l = {.len = 0};
+	struct line l; /* not zeroed: only l.buf[0 .. l.len) is ever read */
 	char addr[64], num[64];
-	double now = ev_now(app->loop);
 
 	if (!access_enabled())
 		return;
+	double now = ev_now(app->loop);
+	l.len = 0;
 	puts_(&l, app_client_addr(app, req, addr, sizeof addr));
 	puts_(&l, " - - [");
 	puts_(&l, time_local(now));
