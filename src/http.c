@@ -27,6 +27,7 @@
 #include "http.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -124,11 +125,20 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
 	return 0;
 }
 
-static bool name_is(const struct request *req, const struct http_header *h, const char *name)
+static bool name_eq(const struct request *req, const struct http_header *h, const char *name,
+		    size_t n)
 {
-	size_t n = strlen(name);
 	return h->name_len == n && strncasecmp(req->arena.data + h->name_off, name, n) == 0;
 }
+
+static bool name_is(const struct request *req, const struct http_header *h, const char *name)
+{
+	return name_eq(req, h, name, strlen(name));
+}
+
+/* name_is for a literal: its length is known, so most names are told apart
+ * by one comparison (this runs for every header of every request). */
+#define NAME_IS(req, h, lit) name_eq((req), (h), (lit), sizeof(lit) - 1)
 
 static bool value_is(const char *v, size_t len, const char *want)
 {
@@ -141,8 +151,13 @@ static bool host_valid(const char *v, size_t len)
 {
 	static const char ok[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 				 "0123456789-._~!$&'()*+,;=:%[]";
+	static bool allowed[256];
+
+	if (!allowed['a'])
+		for (const char *p = ok; *p; p++)
+			allowed[(unsigned char)*p] = true;
 	for (size_t i = 0; i < len; i++)
-		if (!v[i] || !strchr(ok, v[i]))
+		if (!allowed[(unsigned char)v[i]])
 			return false;
 	return true;
 }
@@ -174,15 +189,15 @@ static int on_header_field_complete(llhttp_t *p)
 		return 0;
 	const struct http_header *h = &req->headers[req->nheaders - 1];
 	req->last_cb = CB_NONE; /* the next value span, even an empty one, is this field's */
-	if (name_is(req, h, "host")) {
+	if (NAME_IS(req, h, "host")) {
 		if (req->host_count++)
 			return fail(req, 400, "more than one Host header");
-	} else if (name_is(req, h, "content-length")) {
+	} else if (NAME_IS(req, h, "content-length")) {
 		if (req->cl_count++)
 			return fail(req, 400, "more than one Content-Length header");
 		if (req->te_count)
 			return fail(req, 400, "both Content-Length and Transfer-Encoding");
-	} else if (name_is(req, h, "transfer-encoding")) {
+	} else if (NAME_IS(req, h, "transfer-encoding")) {
 		if (req->te_count++)
 			return fail(req, 400, "more than one Transfer-Encoding header");
 		if (req->cl_count)
@@ -235,15 +250,15 @@ static int check_header(struct request *req, struct http_header *h)
 
 	while (h->value_len && (v[h->value_len - 1] == ' ' || v[h->value_len - 1] == '\t'))
 		h->value_len--;
-	if (name_is(req, h, "host")) {
+	if (NAME_IS(req, h, "host")) {
 		if (!host_valid(v, h->value_len))
 			return fail(req, 400, "invalid Host header");
-	} else if (name_is(req, h, "content-length")) {
+	} else if (NAME_IS(req, h, "content-length")) {
 		if (!parse_length(v, h->value_len, &req->content_length))
 			return fail(req, 400, "invalid Content-Length");
-	} else if (name_is(req, h, "transfer-encoding")) {
+	} else if (NAME_IS(req, h, "transfer-encoding")) {
 		return check_transfer_encoding(req, v, h->value_len);
-	} else if (name_is(req, h, "expect")) {
+	} else if (NAME_IS(req, h, "expect")) {
 		if (!value_is(v, h->value_len, "100-continue"))
 			return fail(req, 417, "unsupported expectation");
 		req->expect_continue = true;
@@ -510,23 +525,15 @@ void request_init(struct request *req)
 	buf_init(&req->arena);
 }
 
+/* Clears only what one message sets (this runs for every request): the
+ * parameters are read up to nparams, and the arena and the header array keep
+ * their memory. struct request orders its fields for this. */
 void request_reset(struct request *req)
 {
-	struct buf arena = req->arena;
-	struct http_header *headers = req->headers;
-	size_t cap = req->headers_cap;
-	struct response res = req->res;
-	struct conn *conn = req->conn;
-	struct app *app = req->app;
-
-	memset(req, 0, sizeof *req);
-	req->arena = arena;
+	memset(&req->method, 0, offsetof(struct request, params) - offsetof(struct request, method));
 	req->arena.len = 0;
-	req->headers = headers;
-	req->headers_cap = cap;
-	req->res = res;
-	req->conn = conn;
-	req->app = app;
+	req->nheaders = 0;
+	memset(&req->target_off, 0, sizeof *req - offsetof(struct request, target_off));
 	response_reset(&req->res);
 }
 

@@ -40,7 +40,8 @@ struct request {
 	struct app *app;
 	struct response res;
 
-	/* the request as read */
+	/* the request as read (request_reset clears from method to params, and
+	 * from target_off to the end: keep per-message fields in those ranges) */
 	const char *method;        /* static name, "GET" */
 	int method_id;             /* enum llhttp_method */
 	uint8_t http_major, http_minor;

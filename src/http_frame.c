@@ -123,6 +123,34 @@ static int line_end(struct http_frame *f, uint8_t *st, const char **reason)
 	return 0;
 }
 
+/* Bytes that change no scanner state where they stand, by context: in the
+ * request line anything but SP, HTAB and controls; in a field name anything
+ * but those and ':'; in a field value anything but controls (HTAB allowed).
+ * Runs of them are skipped in a tight loop: most of a head is such runs. */
+enum { PLAIN_LINE = 1, PLAIN_NAME = 2, PLAIN_VALUE = 4 };
+static uint8_t plain[256];
+
+static void plain_init(void)
+{
+	for (int c = 0; c < 256; c++) {
+		if (is_ctl((unsigned char)c) || c == '\r' || c == '\n')
+			continue;
+		plain[c] = PLAIN_VALUE;
+		if (c != ' ' && c != '\t')
+			plain[c] |= PLAIN_LINE | (c != ':' ? PLAIN_NAME : 0);
+	}
+}
+
+/* Which plain class applies in state st. */
+static uint8_t plain_class(uint8_t st)
+{
+	if (!(st & LS_FIELDS))
+		return PLAIN_LINE;
+	if (!(st & LS_IN_LINE))
+		return 0; /* the first byte of a line decides obs-fold: the slow path */
+	return (st & LS_COLON) ? PLAIN_VALUE : PLAIN_NAME;
+}
+
 /* Scans lines until the empty line ending the section or the end of the
  * request line, whichever comes first; *state is the head's or the trailer
  * section's line state. */
@@ -133,8 +161,18 @@ static int scan_lines(struct http_frame *f, uint8_t *state, const char *data, si
 	size_t i;
 	int rc = 0;
 
+	if (!plain['a'])
+		plain_init();
 	for (i = 0; i < len && rc == 0; i++) {
 		unsigned char c = (unsigned char)data[i];
+		uint8_t cls = (st & LS_CR) ? 0 : plain_class(st);
+		if (plain[c] & cls) {
+			while (i + 1 < len && (plain[(unsigned char)data[i + 1]] & cls))
+				i++;
+			/* the run ended on a byte that is no space: as request_line_byte */
+			st = (uint8_t)((st & ~LS_SP) | LS_IN_LINE);
+			continue;
+		}
 		if (st & LS_CR)
 			rc = c == '\n' ? line_end(f, &st, reason) : refuse(reason, 400, "bare CR");
 		else if (c == '\r')

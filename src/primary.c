@@ -65,6 +65,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
@@ -273,13 +274,32 @@ static int start(struct config *cfg)
 	return 0;
 }
 
+/* Every connection is a descriptor: lift the soft limit to what
+ * max_connections needs (workers inherit it), as far as the hard limit allows. */
+static void raise_nofile(const struct config *cfg)
+{
+	struct rlimit rl;
+	rlim_t want = (rlim_t)cfg->max_connections + 64;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur >= want)
+		return;
+	rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want ? want : rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur >= want)
+		return;
+	log_warn("open files limited to %llu, below max_connections %d + 64: raise the hard "
+		 "limit (ulimit -Hn, LimitNOFILE=) to serve that many clients",
+		 (unsigned long long)rl.rlim_cur, cfg->max_connections);
+}
+
 int primary_run(struct config *cfg, const char *cfg_path)
 {
 	primary.path = cfg_path;
 	primary.exit_code = 0;
+	raise_nofile(cfg);
 	if (start(cfg) == 0) {
-		log_info("forkd %s listening on %s with %d worker(s)", FORKD_VERSION, cfg->listen,
-			 primary.target->nslots);
+		log_info("forkd %s listening on %s: %d worker(s), %d pool thread(s) each, config %s",
+			 FORKD_VERSION, cfg->listen, primary.target->nslots, config_threads(cfg),
+			 cfg_path ? cfg_path : "(built-in defaults)");
 		run();
 		log_info("forkd stopped");
 	} else {

@@ -50,6 +50,7 @@ struct worker {
 	struct app *app;
 	struct conn_env env;
 	ev_io accept_w;
+	unsigned accept_failing;  /* accepts failed for lack of descriptors, in a row */
 	ev_timer accept_pause;
 	ev_timer heartbeat;
 	ev_timer ready;
@@ -85,8 +86,10 @@ static void accept_cb(struct ev_loop *loop, ev_io *io, int revents)
 			if (errno == EINTR || errno == ECONNABORTED)
 				continue;
 			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-				log_error("accept: %s; pausing accepts for %.1f s", strerror(errno),
-					  ACCEPT_PAUSE);
+				/* Logged once per run of failures, not every pause. */
+				if (!w->accept_failing++)
+					log_error("accept: %s; pausing accepts %.1f s at a time until it passes",
+						  strerror(errno), ACCEPT_PAUSE);
 				ev_io_stop(loop, io);
 				ev_timer_set(&w->accept_pause, ACCEPT_PAUSE, 0);
 				ev_timer_start(loop, &w->accept_pause);
@@ -94,6 +97,10 @@ static void accept_cb(struct ev_loop *loop, ev_io *io, int revents)
 				log_error("accept: %s", strerror(errno));
 			}
 			return;
+		}
+		if (w->accept_failing) {
+			log_info("accept works again after %u pause(s)", w->accept_failing);
+			w->accept_failing = 0;
 		}
 		int one = 1;
 		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);

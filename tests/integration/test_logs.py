@@ -80,10 +80,13 @@ class AccessLogTest(harness.unittest.TestCase):
         moved_err = s.error_log + ".1"
         os.rename(s.error_log, moved_err)
         s.send_signal(signal.SIGUSR1)
-        # Requests until the new file appears: the signal is handled asynchronously.
-        self.assertTrue(wait_for(lambda: s.request("GET", "/json")[0] == 200 and
-                                 os.path.exists(s.access_log)), "access log not reopened")
-        lines = read_lines(s.access_log, 1)
+        # The primary passes the signal on to the workers asynchronously: keep
+        # requesting until a line lands in a new file at the old path.
+        def reopened():
+            s.request("GET", "/json")
+            return os.path.exists(s.access_log) and read_lines(s.access_log, 1, timeout=1.5)
+        lines = wait_for(reopened, timeout=20)
+        self.assertTrue(lines, "access log not reopened")
         self.assertIn('"GET /json HTTP/1.1" 200', lines[0])
         with open(moved) as f:
             self.assertIn("GET /hello", f.read())

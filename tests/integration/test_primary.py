@@ -192,7 +192,7 @@ class WorkerCount(PrimaryCase):
         s = self.start(workers="auto")
         cpus = min(os.sysconf("SC_NPROCESSORS_ONLN"), 256)
         self.assertEqual(len(wait_slots(s, cpus)), cpus)
-        self.assertIn("with %d worker(s)" % cpus, s.log())
+        self.assertIn(": %d worker(s)," % cpus, s.log())
 
     def test_workers_option_sets_the_count(self):
         s = self.start(workers="auto", args=["--workers", "3"])
