@@ -14,9 +14,13 @@ static int get_json(struct request *req, struct response *res, void *udata)
 {
 	(void)req;
 	(void)udata;
-	json_t *v = json_pack("{s:s}", "message", "Hello, World!");
-	if (!v)
+	/* A new object for every request, built with the direct constructors:
+	 * json_pack parses its format string each time, at about twice the cost. */
+	json_t *v = json_object();
+	if (!v || json_object_set_new_nocheck(v, "message", json_string_nocheck("Hello, World!"))) {
+		json_decref(v);
 		return -1;
+	}
 	int rc = response_json(res, 200, v);
 	json_decref(v);
 	return rc;
