@@ -17,7 +17,13 @@
 
 /* Tried in this order when -c is not given: a checkout first, then the
  * installed file, so `forkd` in the source tree runs the tree's config. */
-static const char *const default_paths[] = { "conf/forkd.conf", "/etc/forkd/forkd.conf" };
+/* Where forkd looks without -c: the source tree's file, then where meson
+ * installs it (FORKD_SYSCONFDIR, e.g. /usr/local/etc), then /etc. */
+static const char *const default_paths[] = {
+	"conf/forkd.conf",
+	FORKD_SYSCONFDIR "/forkd/forkd.conf",
+	"/etc/forkd/forkd.conf",
+};
 
 /* Exit codes: 1 for a bad configuration, 2 for a bad command line. */
 enum { EXIT_CONFIG = 1, EXIT_USAGE = 2 };
@@ -171,8 +177,8 @@ int main(int argc, char **argv)
 		return EXIT_CONFIG;
 	}
 	if (!path)
-		log_info("no configuration file (tried %s and %s); running on built-in defaults",
-			default_paths[0], default_paths[1]);
+		log_info("no configuration file (tried %s, %s and %s); running on built-in defaults",
+			default_paths[0], default_paths[1], default_paths[2]);
 	else
 		log_info("configuration from %s", path);
 	primary_override(cli.listen, cli.workers);

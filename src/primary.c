@@ -71,6 +71,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "notify.h"
 #include "pidfile.h"
 #include "primary_int.h"
 #include "scoreboard.h"
@@ -105,6 +106,7 @@ void primary_stop_all(enum stop_kind kind, int exit_code)
 	if (!primary.stop || primary_now() + wait < primary.stop_deadline)
 		primary.stop_deadline = primary_now() + wait;
 	primary.stop = kind;
+	notify_stopping();
 	if (exit_code)
 		primary.exit_code = exit_code;
 	/* The port closes as soon as the workers let go of their copies. */

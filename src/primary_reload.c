@@ -14,6 +14,7 @@
 
 #include "listeners.h"
 #include "log.h"
+#include "notify.h"
 #include "pidfile.h"
 #include "primary_int.h"
 
@@ -183,6 +184,7 @@ static void maybe_announce(void)
 	primary.announced = true;
 	log_info("forkd ready: %d worker(s) serving on %s", primary.target->nslots,
 		 primary.target->cfg.listen);
+	notify_ready(primary.target->nslots, primary.target->cfg.listen);
 }
 
 /* A reload is complete once every slot runs a ready worker of the target and
@@ -200,6 +202,7 @@ static void maybe_commit(void)
 	primary.stable = primary.target;
 	scoreboard_count_reload(1);
 	log_info("reload complete: %d worker(s) run the new configuration", primary.target->nslots);
+	notify_ready(primary.target->nslots, primary.target->cfg.listen);
 }
 
 void primary_converge(void)
@@ -267,6 +270,7 @@ void primary_reload_abort(const char *why)
 	primary_gen_free(primary.target);
 	primary.target = primary.stable;
 	scoreboard_set_workers((unsigned)primary.target->nslots);
+	notify_ready(primary.target->nslots, primary.target->cfg.listen);
 }
 
 void primary_reload(void)
@@ -279,12 +283,14 @@ void primary_reload(void)
 		return;
 	}
 	log_info("reloading %s", primary.path);
+	notify_reloading();
 	struct gen *g = NULL;
 	if (load(&cfg, err, sizeof err) || !(g = primary_gen_new(&cfg, err, sizeof err)) ||
 	    apply_files(&primary.target->cfg, &cfg, err, sizeof err)) {
 		primary_gen_free(g);
 		scoreboard_count_reload(0);
 		log_error("reload failed: %s; still serving with the previous configuration", err);
+		notify_ready(primary.target->nslots, primary.target->cfg.listen);
 		return;
 	}
 	if (primary.target != primary.stable)
