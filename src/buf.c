@@ -86,6 +86,17 @@ int buf_put_u64(struct buf *b, unsigned long long v)
 	return buf_append(b, p, (size_t)(tmp + sizeof tmp - p));
 }
 
+int buf_hex_digit(unsigned char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
 void buf_consume(struct buf *b, size_t n)
 {
 	if (n >= b->len) {

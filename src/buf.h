@@ -26,6 +26,8 @@ int buf_puts(struct buf *b, const char *s);
 int buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Appends the decimal form of v; 0 or -ENOMEM. */
 int buf_put_u64(struct buf *b, unsigned long long v);
+/* The value of a hexadecimal digit (either case), or -1. */
+int buf_hex_digit(unsigned char c);
 /* Drops the first n bytes (all of them when n >= len). */
 void buf_consume(struct buf *b, size_t n);
 /* Forgets the content and keeps the memory. */

@@ -225,17 +225,6 @@ bool http_frame_head_done(const struct http_frame *f)
 	return (f->lines & LS_DONE) != 0;
 }
 
-static int hex_value(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 static bool is_tchar(unsigned char c)
 {
 	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
@@ -313,7 +302,7 @@ static int size_line_byte(struct http_frame *f, const struct http_limits *lim, u
 		return size_line_end(f, lim, c, reason);
 	if (f->chunk != CK_SIZE && f->chunk != CK_SIZE_MORE)
 		return ext_byte(f, c, reason);
-	if ((d = hex_value(c)) >= 0) {
+	if ((d = buf_hex_digit(c)) >= 0) {
 		if ((f->chunk_size >> 60) || ++f->digits > MAX_CHUNK_DIGITS)
 			return refuse(reason, 400, "chunk size too large");
 		f->chunk_size = f->chunk_size << 4 | (uint64_t)d;

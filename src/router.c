@@ -406,17 +406,6 @@ void router_free(struct router *r)
 
 /* ---- percent-decoding ---- */
 
-static int hex_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /* Decodes the byte at s[*i] and advances *i; the byte, or -EINVAL for a bad
  * escape or a NUL (which would cut a C string short further on). */
 static int decode_one(const char *s, size_t len, size_t *i, int form)
@@ -429,7 +418,8 @@ static int decode_one(const char *s, size_t len, size_t *i, int form)
 	} else if (c == '%') {
 		if (len - *i < 3)
 			return -EINVAL;
-		int hi = hex_value(s[*i + 1]), lo = hex_value(s[*i + 2]);
+		int hi = buf_hex_digit((unsigned char)s[*i + 1]);
+		int lo = buf_hex_digit((unsigned char)s[*i + 2]);
 		if (hi < 0 || lo < 0)
 			return -EINVAL;
 		c = hi << 4 | lo;

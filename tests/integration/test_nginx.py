@@ -65,23 +65,6 @@ class Nginx:
         return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
 
 
-def children(pid):
-    """The pids whose parent is pid."""
-    out = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open("/proc/%s/stat" % name) as f:
-                stat = f.read()
-        except OSError:
-            continue
-        # The command name may hold spaces: the fields after it start past ')'.
-        if int(stat.rpartition(")")[2].split()[1]) == pid:
-            out.append(int(name))
-    return out
-
-
 def forkd_sockets(port):
     """{peer port: bytes received} of the established connections forkd holds
     on port, from the kernel's TCP counters (ss -ti)."""
@@ -234,8 +217,8 @@ class NginxCase(harness.unittest.TestCase):
 
     def test_killed_worker_costs_only_its_requests_in_flight(self):
         forkd, nginx = self.start(workers=2)
-        workers = wait_for(lambda: len(children(forkd.proc.pid)) >= 2 and
-                           children(forkd.proc.pid), timeout=10)
+        workers = wait_for(lambda: len(harness.children(forkd.proc.pid)) >= 2 and
+                           harness.children(forkd.proc.pid), timeout=10)
         if not workers:
             self.skipTest("forkd ran its single worker in its own process (no multi-worker "
                           "primary yet): there is no worker to kill without stopping forkd")
@@ -246,7 +229,7 @@ class NginxCase(harness.unittest.TestCase):
         os.kill(victim, signal.SIGKILL)
         ok_at_kill = load.ok
         replaced = wait_for(lambda: (lambda c: len(c) >= 2 and victim not in c)(
-            children(forkd.proc.pid)), timeout=30)
+            harness.children(forkd.proc.pid)), timeout=30)
         self.assertTrue(replaced, "the killed worker was not replaced")
         self.assertTrue(wait_for(lambda: load.ok >= ok_at_kill + 1000, timeout=60),
                         "requests stopped getting through after the kill")
