@@ -251,7 +251,6 @@ static void fail_route(struct app *app, struct request *req, int code)
 	log_error("%s %.*s failed: %s", req->method, (int)req->path_len, req->path,
 		  code < -1 ? strerror(-code) : "listener error");
 	if (!response_started(&req->res)) {
-		req->res.close = req->res.close;
 		response_error(&req->res, 500, "internal server error");
 	} else if (!response_ended(&req->res)) {
 		/* A stream broke half-way: the client must not take it as complete. */

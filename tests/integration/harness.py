@@ -269,6 +269,17 @@ def read_all(sock, timeout=5):
         out += chunk
 
 
+def recv_upto(sock, n):
+    """Reads until n bytes came or the peer closed; returns how many came."""
+    got = 0
+    while got < n:
+        chunk = sock.recv(n - got)
+        if not chunk:
+            break
+        got += len(chunk)
+    return got
+
+
 def parse_responses(data):
     """Splits a byte stream into responses: [(status, headers, body)].
     headers is a list of (lower-case name, value). Handles Content-Length,

@@ -15,24 +15,14 @@ CURL = shutil.which("curl")
 
 
 def split_responses(out):
-    """Splits curl -i output into [(status, headers dict, body)] using each
-    response's Content-Length (every forkd answer here has one)."""
+    """Splits curl -i output into [(status, headers dict, body)]; every forkd
+    answer here must carry a Content-Length."""
     responses = []
-    while out:
-        head, sep, rest = out.partition(b"\r\n\r\n")
-        if not sep:
-            raise AssertionError("incomplete head in curl output: %r" % out[:300])
-        lines = head.split(b"\r\n")
-        m = re.match(rb"^HTTP/1\.1 (\d{3}) ", lines[0])
-        if not m:
-            raise AssertionError("bad status line %r" % lines[0])
-        headers = {}
-        for line in lines[1:]:
-            name, _, value = line.partition(b":")
-            headers[name.decode().lower()] = value.strip().decode()
-        n = int(headers["content-length"])
-        responses.append((int(m.group(1)), headers, rest[:n]))
-        out = rest[n:]
+    for status, headers, body in harness.parse_responses(out):
+        headers = dict(headers)
+        if "content-length" not in headers:
+            raise AssertionError("response without Content-Length in curl output")
+        responses.append((status, headers, body))
     return responses
 
 

@@ -265,17 +265,9 @@ def read_until_quiet(sock, expect_close, timeout):
     return harness.read_all(sock, 0.5)
 
 
-class HardeningTest(unittest.TestCase):
+class HardeningTest(harness.ServerCase):
     SECTIONS = {"http": {"max_body_size": "4k", "header_timeout": "5", "body_timeout": "5"},
                 "hash": {"bcrypt_cost": "4"}, "debug": {"debug_routes": "on"}}
-
-    @classmethod
-    def setUpClass(cls):
-        cls.server = harness.Server(cls.SECTIONS).start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.server.stop()
 
     def hello_still_works(self):
         status, _, body = self.server.request("GET", "/hello")
@@ -323,12 +315,7 @@ class HardeningTest(unittest.TestCase):
             for data, read in LEAVERS:
                 with self.server.connect() as s:
                     s.sendall(data)
-                    got = 0
-                    while got < read:
-                        chunk = s.recv(read - got)
-                        if not chunk:
-                            break
-                        got += len(chunk)
+                    harness.recv_upto(s, read)
         self.hello_still_works()
         time.sleep(0.5)  # the last /delay and /hash jobs end after their clients left
         self.hello_still_works()

@@ -142,13 +142,7 @@ class LeakTest(unittest.TestCase):
             for data, read in LEAVERS:
                 with server.connect() as s:
                     s.sendall(data)
-                    if read:
-                        got = 0
-                        while got < read:
-                            chunk = s.recv(read - got)
-                            if not chunk:
-                                break
-                            got += len(chunk)
+                    harness.recv_upto(s, read)
                 n += 1
         return n
 

@@ -135,7 +135,7 @@ def set_nofile(soft):
     return old
 
 
-class TimeoutTest(unittest.TestCase):
+class TimeoutTest(harness.ServerCase):
     """Each timeout, one at a time, with short values."""
 
     SECTIONS = {"http": {"header_timeout": "1", "body_timeout": "2", "send_timeout": "1",
@@ -144,12 +144,8 @@ class TimeoutTest(unittest.TestCase):
 
     @classmethod
     def setUpClass(cls):
-        cls.server = harness.Server(cls.SECTIONS).start()
+        super().setUpClass()
         cls.worker = worker_pids(cls.server)[0]
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.server.stop()
 
     def test_header_timeout_counts_from_the_first_byte(self):
         """A client that trickles its head, a byte at a time, is cut when
@@ -402,19 +398,11 @@ class IdleConnectionsTest(unittest.TestCase):
             resource.setrlimit(resource.RLIMIT_NOFILE, old)
 
 
-class MaxConnectionsTest(unittest.TestCase):
+class MaxConnectionsTest(harness.ServerCase):
     """At max_connections the worker stops accepting; the connections that
     wait in the listen queue are served in turn, none refused or reset."""
 
     SECTIONS = {"server": {"max_connections": "10"}}
-
-    @classmethod
-    def setUpClass(cls):
-        cls.server = harness.Server(cls.SECTIONS).start()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.server.stop()
 
     def test_waits_at_the_cap_then_serves(self):
         held = []
