@@ -300,7 +300,6 @@ void scoreboard_response(int method, int status, double seconds)
 
 	if (!self || k < 0 || k >= SCOREBOARD_CLASSES)
 		return;
-	add64(&self->c.responses[k], 1);
 	add64(&self->c.by_method[method_index(method)][k], 1);
 	add64(&self->c.duration[bucket_of(seconds)], 1);
 	add64(&self->c.duration_us, (uint64_t)(seconds * 1e6));

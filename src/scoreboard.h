@@ -31,8 +31,8 @@ extern const double scoreboard_bucket_bounds[SCOREBOARD_BUCKETS - 1];
  * field is a uint64_t: folding and summing treat the struct as an array. */
 struct scoreboard_counters {
 	uint64_t requests;                       /* requests handed to the app */
-	uint64_t responses[SCOREBOARD_CLASSES];  /* completed responses: [0] = 1xx .. [4] = 5xx */
-	uint64_t by_method[SCOREBOARD_METHODS][SCOREBOARD_CLASSES]; /* responses by method */
+	uint64_t by_method[SCOREBOARD_METHODS][SCOREBOARD_CLASSES]; /* completed responses by
+	                                         * method and class: [m][0] = 1xx .. [m][4] = 5xx */
 	uint64_t duration[SCOREBOARD_BUCKETS];   /* responses by duration bucket (not cumulative) */
 	uint64_t duration_us;                    /* sum of response durations, microseconds */
 	uint64_t hash[SCOREBOARD_BUCKETS];       /* bcrypt jobs by run-time bucket */

@@ -39,6 +39,16 @@ static void test_open_stamps_the_primary(void **state)
 	assert_int_equal(sb->procs[0].generation, 0);
 }
 
+/* Responses of status class k (0 = 1xx) over every method. */
+static uint64_t class_total(const struct scoreboard_counters *t, int k)
+{
+	uint64_t n = 0;
+
+	for (int m = 0; m < SCOREBOARD_METHODS; m++)
+		n += t->by_method[m][k];
+	return n;
+}
+
 static void test_worker_counters(void **state)
 {
 	struct scoreboard_counters t;
@@ -68,7 +78,8 @@ static void test_worker_counters(void **state)
 	scoreboard_slot_totals(1, &t);
 	assert_int_equal(t.requests, 2);
 	uint64_t want[SCOREBOARD_CLASSES] = {0, 2, 0, 1, 1};
-	assert_memory_equal(t.responses, want, sizeof want);
+	for (int k = 0; k < SCOREBOARD_CLASSES; k++)
+		assert_int_equal(class_total(&t, k), want[k]);
 	assert_int_equal(t.bytes_in, 100);
 	assert_int_equal(t.bytes_out, 2000);
 	assert_int_equal(t.pool_done, 9);
@@ -119,8 +130,8 @@ static void test_retire_keeps_slot_totals(void **state)
 	scoreboard_response(HTTP_POST, 500, 0.002);
 	scoreboard_slot_totals(2, &t);
 	assert_int_equal(t.requests, 2);
-	assert_int_equal(t.responses[1], 1);
-	assert_int_equal(t.responses[4], 1);
+	assert_int_equal(class_total(&t, 1), 1);
+	assert_int_equal(class_total(&t, 4), 1);
 	assert_int_equal(scoreboard_get()->slots[2].spawned, 2);
 	assert_int_equal(scoreboard_get()->slots[2].seq % 2, 0);
 }
