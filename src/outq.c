@@ -97,7 +97,7 @@ size_t outq_pending(const struct outq *q)
 	return q->pending;
 }
 
-static size_t fill_iov(const struct outq *q, struct iovec *iov)
+size_t outq_iov(const struct outq *q, struct iovec *iov, size_t max)
 {
 	if (!q->nsegs) {
 		iov[0].iov_base = q->buf.data + q->off;
@@ -105,7 +105,7 @@ static size_t fill_iov(const struct outq *q, struct iovec *iov)
 		return 1;
 	}
 	size_t n = 0, off = q->off;
-	for (size_t i = 0; i < q->nsegs && n < MAX_IOV; i++, n++) {
+	for (size_t i = 0; i < q->nsegs && n < max; i++, n++) {
 		if (q->segs[i].ext) {
 			iov[n].iov_base = (void *)q->segs[i].ext;
 		} else {
@@ -117,8 +117,7 @@ static size_t fill_iov(const struct outq *q, struct iovec *iov)
 	return n;
 }
 
-/* Drops n written bytes from the front of the queue. */
-static void consume(struct outq *q, size_t n)
+void outq_advance(struct outq *q, size_t n)
 {
 	q->pending -= n;
 	if (!q->nsegs) {
@@ -159,11 +158,11 @@ ssize_t outq_write(struct outq *q, int fd)
 		return 0;
 	memset(&msg, 0, sizeof msg);
 	msg.msg_iov = iov;
-	msg.msg_iovlen = fill_iov(q, iov);
+	msg.msg_iovlen = outq_iov(q, iov, MAX_IOV);
 	ssize_t w = sendmsg(fd, &msg, MSG_NOSIGNAL);
 	if (w < 0)
 		return -errno;
-	consume(q, (size_t)w);
+	outq_advance(q, (size_t)w);
 	return w;
 }
 

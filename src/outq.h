@@ -6,6 +6,7 @@
 
 #include <stddef.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 #include "buf.h"
 
@@ -44,6 +45,11 @@ size_t outq_pending(const struct outq *q);
 /* Writes what it can with one sendmsg (MSG_NOSIGNAL: a closed peer gives
  * EPIPE, never SIGPIPE). Returns the bytes written or a negative errno. */
 ssize_t outq_write(struct outq *q, int fd);
+/* The unwritten output as at most max iovecs (a prefix when it has more
+ * runs); returns how many were filled, 1 or more when anything is pending. */
+size_t outq_iov(const struct outq *q, struct iovec *iov, size_t max);
+/* Drops n written bytes (written by someone else than outq_write) from the front. */
+void outq_advance(struct outq *q, size_t n);
 /* Gives the buffer back to pool when nothing is queued. */
 void outq_release(struct outq *q, struct buf_pool *pool);
 
