@@ -98,6 +98,9 @@ static const struct key keys[] = {
 		"not all replaced at once" },
 	{ "server", "max_connections", T_INT, FIELD(max_connections), 1, 1000000, "10000", NULL,
 		"open connections per worker; more wait in the accept queue" },
+	{ "server", "io_uring", T_BOOL, FIELD(io_uring), 0, 0, "on", NULL,
+		"batch socket reads and writes through io_uring where the kernel allows it; "
+		"off = one system call each" },
 	{ "server", "user", T_STRING, FIELD(user), 0, 0, "", NULL,
 		"user the workers run as; empty = keep the current user" },
 	{ "server", "group", T_STRING, FIELD(group), 0, 0, "", NULL,

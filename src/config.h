@@ -31,6 +31,7 @@ struct config {
 	long max_requests;               /* 0 = never recycle */
 	long max_requests_jitter;
 	int max_connections;
+	int io_uring;                    /* batch socket I/O through io_uring when available */
 	char user[64];                   /* "" = keep the current user */
 	char group[64];
 

@@ -1,11 +1,17 @@
 /* conn: the life of one TCP connection.
  *
- * Reading: every read goes into the worker's one read buffer and is parsed
+ * Reading: every read goes into a worker-wide read buffer (the one of plain
+ * reads, or a slot of conn_batch.c's when reads are batched) and is parsed
  * straight from there; only bytes that cannot be handled yet (a partial
  * request, or pipelined requests waiting behind an unfinished response) are
  * copied into the connection's own input buffer. The parser copies what a
  * request needs into the request's arena, so the read buffer is free again
  * as soon as parsing returns.
+ *
+ * Batching: while conn_batch.c's window is open (from the loop's poll to its
+ * next wait), a wanted read or write is queued there instead of done; its
+ * result comes back through conn_read_done / conn_write_done, the same code
+ * a plain read or write goes through.
  *
  * One request at a time: the parser stops after each complete request. A
  * response that ends at once lets the next pipelined request be parsed in the
@@ -52,6 +58,7 @@
 
 #include "app.h"
 #include "config.h"
+#include "conn_batch.h"
 #include "log.h"
 #include "response.h"
 #include "scoreboard.h"
@@ -103,7 +110,8 @@ int conn_env_init(struct conn_env *env, struct ev_loop *loop, struct app *app,
 	env->spare = calloc(env->spare_max, sizeof *env->spare);
 	env->rbuf_size = READ_BUF_SIZE;
 	env->rbuf = malloc(env->rbuf_size);
-	if (!env->spare || !env->rbuf || buf_pool_init(&env->bufs, 256)) {
+	if (!env->spare || !env->rbuf || buf_pool_init(&env->bufs, 256) ||
+	    conn_batch_init(env, cfg->io_uring)) {
 		conn_env_free(env);
 		return -ENOMEM;
 	}
@@ -119,6 +127,7 @@ void conn_env_free(struct conn_env *env)
 	free(env->spare);
 	free(env->rbuf);
 	buf_pool_free(&env->bufs);
+	conn_batch_free(env);
 	env->spare = NULL;
 	env->rbuf = NULL;
 	env->nspare = 0;
@@ -235,6 +244,7 @@ void conn_close(struct conn *c)
 		app_abort(env->app, c->req);
 	ev_io_stop(env->loop, &c->io);
 	ev_timer_stop(env->loop, &c->timer);
+	conn_batch_forget(c);
 	if (c->flags & F_RESET) {
 		/* Drop what the kernel still holds for a client that stopped reading. */
 		struct linger lg = {1, 0};
@@ -293,23 +303,27 @@ size_t conn_out_pending(const struct conn *c)
 	return outq_pending(&c->out);
 }
 
-void conn_flush(struct conn *c)
+/* Accounts for one write's result; whether writing may go on. */
+static bool write_progress(struct conn *c, ssize_t w)
 {
-	if (c->flags & F_DEAD)
-		return;
-	while (outq_pending(&c->out)) {
-		ssize_t w = outq_write(&c->out, c->fd);
-		if (w == -EINTR)
-			continue;
-		if (w < 0) {
-			if (w != -EAGAIN && w != -EWOULDBLOCK)
-				doom(c); /* the client is gone: nothing more is written */
-			break;
-		}
-		scoreboard_bytes_out((size_t)w);
-		c->last_activity = ev_now(c->env->loop);
+	if (w == -EINTR)
+		return true;
+	if (w <= 0) {
+		if (w < 0 && w != -EAGAIN && w != -EWOULDBLOCK)
+			doom(c); /* the client is gone: nothing more is written */
+		return false;
 	}
+	scoreboard_bytes_out((size_t)w);
+	c->last_activity = ev_now(c->env->loop);
+	return true;
+}
+
+/* After writing: the write watcher armed while output waits, the buffer
+ * released once it is empty, and a stream told how much is still queued. */
+static void after_write(struct conn *c)
+{
 	size_t pending = outq_pending(&c->out);
+
 	if ((pending > 0) != !!(c->flags & F_WRITING)) {
 		c->flags ^= F_WRITING;
 		update_io(c);
@@ -324,6 +338,32 @@ void conn_flush(struct conn *c)
 		response_drained(&c->req->res, pending);
 		c->depth--;
 	}
+}
+
+void conn_flush(struct conn *c)
+{
+	if (c->flags & F_DEAD)
+		return;
+	if (outq_pending(&c->out) && conn_batch_write(c))
+		return; /* written with the loop iteration's other writes */
+	while (outq_pending(&c->out) && write_progress(c, outq_write(&c->out, c->fd)))
+		;
+	after_write(c);
+}
+
+bool conn_wants_write(const struct conn *c)
+{
+	return !(c->flags & F_DEAD) && outq_pending(&c->out);
+}
+
+void conn_write_done(struct conn *c, ssize_t n)
+{
+	if (c->flags & F_DEAD)
+		return;
+	if (n > 0)
+		outq_advance(&c->out, (size_t)n);
+	write_progress(c, n);
+	after_write(c);
 }
 
 /* ---- input ---- */
@@ -492,13 +532,15 @@ static void on_eof(struct conn *c)
 		doom(c);
 }
 
-static void on_readable(struct conn *c)
+bool conn_wants_read(const struct conn *c)
 {
-	struct conn_env *env = c->env;
-	ssize_t n = read(c->fd, env->rbuf, env->rbuf_size);
+	return !(c->flags & (F_READ_OFF | F_EOF | F_DEAD));
+}
 
+void conn_read_done(struct conn *c, const char *data, ssize_t n)
+{
 	if (n < 0) {
-		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+		if (n != -EAGAIN && n != -EWOULDBLOCK && n != -EINTR)
 			doom(c);
 		return;
 	}
@@ -507,19 +549,29 @@ static void on_readable(struct conn *c)
 		return;
 	}
 	scoreboard_bytes_in((size_t)n);
-	c->last_activity = ev_now(env->loop);
+	c->last_activity = ev_now(c->env->loop);
 	if (c->flags & (F_LINGER | F_CLOSING))
 		return; /* nothing more is parsed on this connection */
 	if (c->in.len || (c->flags & F_DISPATCHED)) {
-		keep_input(c, env->rbuf, (size_t)n);
+		keep_input(c, data, (size_t)n);
 		if (!(c->flags & F_DISPATCHED))
 			process(c, c->in.data, c->in.len);
 		else
 			set_read(c, c->in.len < IN_MAX);
 	} else {
-		process(c, env->rbuf, (size_t)n);
+		process(c, data, (size_t)n);
 	}
 	conn_flush(c);
+}
+
+static void on_readable(struct conn *c)
+{
+	struct conn_env *env = c->env;
+
+	if (conn_batch_read(c))
+		return; /* read with the loop iteration's other reads */
+	ssize_t n = read(c->fd, env->rbuf, env->rbuf_size);
+	conn_read_done(c, env->rbuf, n < 0 ? -errno : n);
 }
 
 static void io_cb(struct ev_loop *loop, ev_io *w, int revents)
@@ -641,6 +693,11 @@ static void settle(struct conn *c)
 	else if (input_ready(c))
 		ev_feed_event(c->env->loop, &c->io, EV_WRITE); /* go on after others had a turn */
 	arm_timer(c);
+}
+
+void conn_settle(struct conn *c)
+{
+	settle(c);
 }
 
 /* Answers a request that did not arrive in time, then closes. */

@@ -29,10 +29,11 @@ struct conn_env {
 	struct buf_pool bufs;      /* spare input and output buffers */
 	struct request **spare;    /* spare request objects */
 	size_t nspare, spare_max;
-	char *rbuf;                /* the one read buffer every read goes through */
+	char *rbuf;                /* the read buffer of plain (unbatched) reads */
 	size_t rbuf_size;
 	struct conn *head;         /* every open connection, for stop and drain */
 	size_t nconns;
+	struct conn_batch *batch;  /* batched socket I/O (conn_batch.h); NULL: none */
 	bool draining;             /* graceful stop: finish in-flight work, keep nothing alive */
 	void (*on_close)(struct conn_env *env); /* after a connection closed */
 	unsigned long long requests; /* requests completed by this worker */
@@ -56,6 +57,7 @@ struct conn {
 	unsigned queued;          /* responses queued since the output was last empty */
 	unsigned depth;           /* conn.c frames on the stack: no close until 0 */
 	uint16_t flags;
+	uint8_t batch;            /* conn_batch.c: a read / write is queued */
 	struct sockaddr_in6 peer; /* IPv4 peers as v4-mapped */
 };
 

@@ -780,12 +780,17 @@ static void test_stream_backpressure_and_drain(void **state)
 	struct resp r = {0};
 
 	send_raw(f, "GET /pressure HTTP/1.1\r\nHost: t\r\n\r\n");
-	/* Nobody reads: the socket fills and the writer is told to wait. */
+	/* Nobody reads: the socket fills and the writer is told to wait. Each
+	 * time the queued output reaches the mark the writer stops; while the
+	 * kernel still takes bytes, the queue empties and "drain" resumes it
+	 * (with batched I/O, writes happen at the end of a loop iteration, so
+	 * this can take several rounds); once the socket is full, the last
+	 * stop is never followed by a drain. */
 	for (int i = 0; i < 20; i++)
 		turn(f, false);
 	assert_int_equal(pressure.errors, 0);
-	assert_int_equal(pressure.zero_returns, 1);
-	assert_int_equal(pressure.drains, 0);
+	assert_true(pressure.zero_returns >= 1);
+	assert_int_equal(pressure.drains, pressure.zero_returns - 1);
 	assert_true(pressure.sent < PRESSURE_TOTAL);
 	/* Reading lets the output drain; the writer resumes until the end. */
 	expect(f, true, &r);
