@@ -73,6 +73,10 @@ class Server:
                        "pidfile": self.pidfile},
             "log": {"error_log": self.error_log, "level": "info"},
         }
+        # FORKD_TEST_IO_URING=off runs a whole test file on plain system
+        # calls (meson registers the protocol-heavy files a second time so).
+        if os.environ.get("FORKD_TEST_IO_URING"):
+            base["server"]["io_uring"] = os.environ["FORKD_TEST_IO_URING"]
         for section, keys in (sections or {}).items():
             base.setdefault(section, {}).update(keys)
         self.sections = base
@@ -234,6 +238,20 @@ def children(pid):
         if int(fields[1]) == pid and fields[0] != "Z":
             out.append(int(name))
     return sorted(out)
+
+
+def fd_links(pid):
+    """What each open file descriptor of pid links to in /proc/PID/fd
+    ("socket:[123]", "anon_inode:[eventfd]", a path); fds that close while
+    being listed are left out."""
+    out = []
+    fd_dir = "/proc/%d/fd" % pid
+    for fd in os.listdir(fd_dir):
+        try:
+            out.append(os.readlink(os.path.join(fd_dir, fd)))
+        except OSError:
+            continue
+    return out
 
 
 def drain(stream):
