@@ -106,11 +106,6 @@ void uring_free(struct uring *u)
 	u->seen = NULL;
 }
 
-unsigned uring_room(const struct uring *u)
-{
-	return u->on ? u->room - u->queued : 0;
-}
-
 static struct io_uring_sqe *next_sqe(struct uring *u, uint64_t tag)
 {
 	struct io_uring_sqe *sqe;

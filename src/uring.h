@@ -38,8 +38,6 @@ typedef void uring_done_fn(void *ctx, uint64_t tag, int res);
  * (the caller then reads and writes with plain system calls). */
 int uring_init(struct uring *u, unsigned room);
 void uring_free(struct uring *u);
-/* How many more operations may be queued before uring_run. */
-unsigned uring_room(const struct uring *u);
 /* Queue a recv / send / sendmsg on a non-blocking socket; false when full. */
 bool uring_recv(struct uring *u, int fd, void *buf, size_t len, uint64_t tag);
 bool uring_send(struct uring *u, int fd, const void *buf, size_t len, uint64_t tag);
