@@ -49,7 +49,7 @@ enum type {
 	T_AUTO,     /* int; "auto" is stored as 0 */
 	T_LONG,     /* long */
 	T_SIZE,     /* size_t bytes; k, m, g suffixes */
-	T_DURATION, /* double seconds; ms, s, m, h suffixes */
+	T_DURATION, /* double seconds; us, ms, s, m, h suffixes */
 	T_BOOL,     /* int 0 or 1 */
 	T_STRING,   /* char[]: any text that fits */
 	T_PATH,     /* char[]: a file path or one of the key's reserved words */
@@ -101,6 +101,9 @@ static const struct key keys[] = {
 	{ "server", "io_uring", T_BOOL, FIELD(io_uring), 0, 0, "on", NULL,
 		"batch socket reads and writes through io_uring where the kernel allows it; "
 		"off = one system call each" },
+	{ "server", "io_coalesce", T_DURATION, FIELD(io_coalesce), 0, 0.01, "100us", NULL,
+		"most the loop waits before polling while many connections are busy, to "
+		"serve their requests together; 0 = never wait" },
 	{ "server", "user", T_STRING, FIELD(user), 0, 0, "", NULL,
 		"user the workers run as; empty = keep the current user" },
 	{ "server", "group", T_STRING, FIELD(group), 0, 0, "", NULL,
@@ -293,15 +296,18 @@ static void size_text(double bytes, char *buf, size_t len)
 		snprintf(buf, len, "%llu", n);
 }
 
-/* Writes seconds as whole seconds, whole milliseconds, or exactly. */
+/* Writes seconds as whole seconds, milliseconds or microseconds, or exactly. */
 static void duration_text(double s, char *buf, size_t len)
 {
 	long long ms = (long long)(s * 1000 + (s < 0 ? -0.5 : 0.5));
+	long long us = (long long)(s * 1e6 + (s < 0 ? -0.5 : 0.5));
 
 	if ((double)(long long)s == s)
 		snprintf(buf, len, "%lld", (long long)s);
 	else if (ms / 1000.0 == s)
 		snprintf(buf, len, "%lldms", ms);
+	else if (us / 1e6 == s)
+		snprintf(buf, len, "%lldus", us);
 	else
 		snprintf(buf, len, "%.17g", s);
 }
@@ -359,6 +365,8 @@ static int parse_duration(const struct key *k, const char *v, double *out, char 
 	double x = strtod(v, &end);
 	if (!strcmp(end, "ms"))
 		x /= 1000;
+	else if (!strcmp(end, "us"))
+		x /= 1e6;
 	else if (!strcmp(end, "m"))
 		x *= 60;
 	else if (!strcmp(end, "h"))
@@ -659,7 +667,7 @@ static void describe(const struct key *k, char *buf, size_t len)
 		snprintf(buf, len, "%s..%s bytes (suffixes k, m, g)", lo, hi);
 		return;
 	case T_DURATION:
-		snprintf(buf, len, "%g..%g seconds (suffixes ms, s, m, h)", k->min, k->max);
+		snprintf(buf, len, "%g..%g seconds (suffixes us, ms, s, m, h)", k->min, k->max);
 		return;
 	case T_BOOL:
 		snprintf(buf, len, "on, off, true, false, yes, no, 1, 0");

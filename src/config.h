@@ -32,6 +32,7 @@ struct config {
 	long max_requests_jitter;
 	int max_connections;
 	int io_uring;                    /* batch socket I/O through io_uring when available */
+	double io_coalesce;              /* most the loop waits before polling (pace.h); 0: never */
 	char user[64];                   /* "" = keep the current user */
 	char group[64];
 

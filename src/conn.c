@@ -115,6 +115,7 @@ int conn_env_init(struct conn_env *env, struct ev_loop *loop, struct app *app,
 		conn_env_free(env);
 		return -ENOMEM;
 	}
+	pace_init(&env->pace, loop, cfg->io_coalesce);
 	return 0;
 }
 
@@ -429,6 +430,7 @@ static void finish_request(struct conn *c)
 	c->requests++;
 	c->queued++;
 	c->env->requests++;
+	pace_request(&c->env->pace, &c->pace_mark);
 	app_finish(c->env->app, req);
 	if (req->res.close || c->env->draining) {
 		c->flags |= F_CLOSING;

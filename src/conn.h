@@ -16,6 +16,7 @@
 #include "buf.h"
 #include "http.h"
 #include "outq.h"
+#include "pace.h"
 
 struct app;
 struct config;
@@ -34,6 +35,7 @@ struct conn_env {
 	struct conn *head;         /* every open connection, for stop and drain */
 	size_t nconns;
 	struct conn_batch *batch;  /* batched socket I/O (conn_batch.h); NULL: none */
+	struct pace pace;          /* the loop's wait before polling (pace.h) */
 	bool draining;             /* graceful stop: finish in-flight work, keep nothing alive */
 	void (*on_close)(struct conn_env *env); /* after a connection closed */
 	unsigned long long requests; /* requests completed by this worker */
@@ -58,6 +60,7 @@ struct conn {
 	unsigned depth;           /* conn.c frames on the stack: no close until 0 */
 	uint16_t flags;
 	uint8_t batch;            /* conn_batch.c: a read / write is queued */
+	uint32_t pace_mark;       /* pace.h: the window it last finished a request in */
 	struct sockaddr_in6 peer; /* IPv4 peers as v4-mapped */
 };
 

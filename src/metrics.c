@@ -26,7 +26,7 @@ static void help(struct buf *b, const char *name, const char *type, const char *
 
 /* Live processes of each slot: the gauges. */
 struct gauges {
-	unsigned connections, inflight, queued, running, procs;
+	unsigned connections, inflight, queued, running, procs, coalesce;
 };
 
 static void slot_gauges(const struct scoreboard *sb, int slot, struct gauges *g)
@@ -42,6 +42,9 @@ static void slot_gauges(const struct scoreboard *sb, int slot, struct gauges *g)
 		g->inflight += __atomic_load_n(&p->inflight, __ATOMIC_RELAXED);
 		g->queued += __atomic_load_n(&p->pool_queued, __ATOMIC_RELAXED);
 		g->running += __atomic_load_n(&p->pool_running, __ATOMIC_RELAXED);
+		unsigned us = __atomic_load_n(&p->io_coalesce_us, __ATOMIC_RELAXED);
+		if (us > g->coalesce)
+			g->coalesce = us; /* during a reload, the longer of the two */
 	}
 }
 
@@ -136,6 +139,7 @@ static void render_gauges(struct buf *b, const struct scoreboard *sb, int n)
 		 offsetof(struct gauges, running)},
 		{"forkd_worker_processes", "Live worker processes (two during a reload).",
 		 offsetof(struct gauges, procs)},
+
 	};
 	struct gauges g[SCOREBOARD_SLOTS];
 
@@ -147,6 +151,11 @@ static void render_gauges(struct buf *b, const struct scoreboard *sb, int n)
 			buf_printf(b, "%s{slot=\"%d\"} %u\n", fams[f].name, s,
 				   *(const unsigned *)((const char *)&g[s] + fams[f].off));
 	}
+	help(b, "forkd_io_coalesce_seconds", "gauge",
+	     "How long the worker's loop waits before polling, to serve busy connections "
+	     "together ([server] io_coalesce); 0 while few connections are busy.");
+	for (int s = 0; s < n; s++)
+		buf_printf(b, "forkd_io_coalesce_seconds{slot=\"%d\"} %g\n", s, g[s].coalesce / 1e6);
 }
 
 static void render_primary(struct buf *b, const struct scoreboard *sb, int n)

@@ -236,6 +236,12 @@ void scoreboard_connections(unsigned n)
 		put32(&self->connections, n);
 }
 
+void scoreboard_io_coalesce(unsigned us)
+{
+	if (self)
+		put32(&self->io_coalesce_us, us);
+}
+
 /* Copies at most size-1 bytes of s (n long) and ends them; never splits the
  * string past the buffer. */
 static void set_text(char *dst, size_t size, const char *s, size_t n)

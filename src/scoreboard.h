@@ -60,6 +60,7 @@ struct scoreboard_proc {
 	uint32_t pool_queued;        /* pool jobs waiting (gauge) */
 	uint32_t pool_running;       /* pool jobs on a thread (gauge) */
 	uint32_t inflight;           /* requests handed to the app, response not ended (gauge) */
+	uint32_t io_coalesce_us;     /* the loop's wait before polling, microseconds (gauge) */
 	char method[16];             /* the last request handed to the app */
 	char path[112];
 	struct scoreboard_counters c;
@@ -128,6 +129,8 @@ void scoreboard_attach(int i);
 void scoreboard_heartbeat(unsigned connections, const struct pool_stats *pool);
 /* Publishes the number of open connections. */
 void scoreboard_connections(unsigned n);
+/* This worker's loop now waits us microseconds before polling (pace.h). */
+void scoreboard_io_coalesce(unsigned us);
 /* A request is being handed to the app: counts it and records its method and
  * path (cut to fit) as what the worker is serving. */
 void scoreboard_request(const char *method, const char *path, size_t path_len);

@@ -94,6 +94,8 @@ static void test_defaults(void **state)
 	assert_int_equal(c.max_requests, 0);
 	assert_int_equal(c.max_requests_jitter, 0);
 	assert_int_equal(c.max_connections, 10000);
+	assert_int_equal(c.io_uring, 1);
+	assert_true(c.io_coalesce == 100e-6);
 	assert_string_equal(c.user, "");
 	assert_string_equal(c.group, "");
 	assert_true(c.keepalive_timeout == 75);
@@ -131,6 +133,8 @@ static const char every_key[] =
 	"max_requests = 5000\n"
 	"max_requests_jitter = 250\n"
 	"max_connections = 123\n"
+	"io_uring = off\n"
+	"io_coalesce = 50us\n"
 	"user = nobody\n"
 	"group = nogroup\n"
 	"[http]\n"
@@ -181,6 +185,8 @@ static void test_every_key(void **state)
 	assert_int_equal(c.max_requests, 5000);
 	assert_int_equal(c.max_requests_jitter, 250);
 	assert_int_equal(c.max_connections, 123);
+	assert_int_equal(c.io_uring, 0);
+	assert_true(c.io_coalesce == 50e-6);
 	assert_string_equal(c.user, "nobody");
 	assert_string_equal(c.group, "nogroup");
 	assert_true(c.keepalive_timeout == 0);
@@ -229,6 +235,12 @@ static void test_duration_suffixes(void **state)
 		if (c.header_timeout != cases[i].want)
 			fail_msg("%s gave %g, want %g", cases[i].value, c.header_timeout, cases[i].want);
 	}
+	/* Microseconds, for the one key that needs them. */
+	struct config c;
+	expect_ok("[server]\nio_coalesce = 250us\n", &c);
+	assert_true(c.io_coalesce == 250e-6);
+	expect_ok("[server]\nio_coalesce = 0.5ms\n", &c);
+	assert_true(c.io_coalesce == 500e-6);
 }
 
 static void test_size_suffixes(void **state)
@@ -343,10 +355,10 @@ static void test_bad_values(void **state)
 		"3: [server] workers = 'many': not a whole number; allowed: auto or 1..256");
 	expect_value_error("http", "header_timeout = 5x",
 		"3: [http] header_timeout = '5x': not a duration (unknown suffix 'x'); "
-		"allowed: 0.1..3600 seconds (suffixes ms, s, m, h)");
+		"allowed: 0.1..3600 seconds (suffixes us, ms, s, m, h)");
 	expect_value_error("http", "header_timeout = inf",
 		"3: [http] header_timeout = 'inf': not a duration; "
-		"allowed: 0.1..3600 seconds (suffixes ms, s, m, h)");
+		"allowed: 0.1..3600 seconds (suffixes us, ms, s, m, h)");
 	expect_value_error("http", "max_body_size = 1t",
 		"3: [http] max_body_size = '1t': not a size (unknown suffix 't'); "
 		"allowed: 0..1g bytes (suffixes k, m, g)");
@@ -399,15 +411,21 @@ static void test_out_of_range(void **state)
 		"3: [server] max_requests = '-1': out of range; allowed: 0..1000000000");
 	expect_value_error("server", "max_requests = 1000000001",
 		"3: [server] max_requests = '1000000001': out of range; allowed: 0..1000000000");
+	expect_value_error("server", "io_coalesce = 11ms",
+		"3: [server] io_coalesce = '11ms': out of range; "
+		"allowed: 0..0.01 seconds (suffixes us, ms, s, m, h)");
+	expect_value_error("server", "io_coalesce = 5ns",
+		"3: [server] io_coalesce = '5ns': not a duration (unknown suffix 'ns'); "
+		"allowed: 0..0.01 seconds (suffixes us, ms, s, m, h)");
 	expect_value_error("http", "header_timeout = 50ms",
 		"3: [http] header_timeout = '50ms': out of range; "
-		"allowed: 0.1..3600 seconds (suffixes ms, s, m, h)");
+		"allowed: 0.1..3600 seconds (suffixes us, ms, s, m, h)");
 	expect_value_error("http", "keepalive_timeout = 61m",
 		"3: [http] keepalive_timeout = '61m': out of range; "
-		"allowed: 0..3600 seconds (suffixes ms, s, m, h)");
+		"allowed: 0..3600 seconds (suffixes us, ms, s, m, h)");
 	expect_value_error("http", "keepalive_timeout = -1",
 		"3: [http] keepalive_timeout = '-1': out of range; "
-		"allowed: 0..3600 seconds (suffixes ms, s, m, h)");
+		"allowed: 0..3600 seconds (suffixes us, ms, s, m, h)");
 	expect_value_error("http", "max_request_line = 255",
 		"3: [http] max_request_line = '255': out of range; "
 		"allowed: 256..1m bytes (suffixes k, m, g)");
@@ -677,6 +695,13 @@ static void test_dump_round_trip(void **state)
 	memset(a.path, 0, sizeof a.path);
 	dump_and_reload(&a, &b);
 	assert_true(b.header_timeout == 0.1234567);
+	assert_memory_equal(&a, &b, sizeof a);
+
+	/* Whole microseconds. */
+	expect_ok("[server]\nio_coalesce = 75us\n", &a);
+	memset(a.path, 0, sizeof a.path);
+	dump_and_reload(&a, &b);
+	assert_true(b.io_coalesce == 75e-6);
 	assert_memory_equal(&a, &b, sizeof a);
 }
 
