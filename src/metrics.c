@@ -139,7 +139,6 @@ static void render_gauges(struct buf *b, const struct scoreboard *sb, int n)
 		 offsetof(struct gauges, running)},
 		{"forkd_worker_processes", "Live worker processes (two during a reload).",
 		 offsetof(struct gauges, procs)},
-
 	};
 	struct gauges g[SCOREBOARD_SLOTS];
 

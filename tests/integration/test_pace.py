@@ -18,7 +18,7 @@ import unittest
 
 import harness
 from harness import Server
-from test_core import HELLO, Checks, Client, request
+from test_core import HELLO, Client, request
 
 WRK = shutil.which("wrk")
 GAUGE = re.compile(r'^forkd_io_coalesce_seconds\{slot="0"\} (\S+)$', re.M)
@@ -58,7 +58,7 @@ class Load:
         return int(m.group(1)) if m else 0
 
 
-class PaceCase(harness.ServerCase, Checks):
+class PaceCase(harness.ServerCase):
     def setUp(self):
         if not WRK:
             self.skipTest("wrk not found: install the Debian package wrk")

@@ -65,7 +65,7 @@ static void no_wait_after_an_idle_spell(void **state)
 	assert_true(pace_interval(64, 0, PACE_WINDOW, MAX) == 0);
 }
 
-/* count requests spread over conns connections (marks[0..conns-1]). */
+/* Finishes count requests spread over conns connections (marks[0..conns-1]). */
 static void serve(struct pace *p, uint32_t *marks, unsigned conns, unsigned count)
 {
 	for (unsigned i = 0; i < count; i++)
