@@ -122,6 +122,7 @@ int buf_pool_init(struct buf_pool *p, size_t max)
 {
 	p->count = 0;
 	p->max = max;
+	p->low = 0;
 	p->blocks = calloc(max ? max : 1, sizeof *p->blocks);
 	p->caps = calloc(max ? max : 1, sizeof *p->caps);
 	if (!p->blocks || !p->caps) {
@@ -139,6 +140,8 @@ void buf_pool_take(struct buf_pool *p, struct buf *b)
 	if (b->data || !p->count)
 		return;
 	p->count--;
+	if (p->count < p->low)
+		p->low = p->count;
 	b->data = p->blocks[p->count];
 	b->cap = p->caps[p->count];
 	b->len = 0;
@@ -162,6 +165,18 @@ void buf_pool_give(struct buf_pool *p, struct buf *b)
 	buf_free(b);
 }
 
+size_t buf_pool_trim(struct buf_pool *p)
+{
+	size_t unused = p->low;
+
+	/* The blocks at the bottom of the stack were never taken this period;
+	 * which ones go does not matter, so the top ones do. */
+	for (size_t i = 0; i < unused; i++)
+		free(p->blocks[--p->count]);
+	p->low = p->count;
+	return unused;
+}
+
 void buf_pool_free(struct buf_pool *p)
 {
 	for (size_t i = 0; i < p->count; i++)
@@ -171,4 +186,5 @@ void buf_pool_free(struct buf_pool *p)
 	p->blocks = NULL;
 	p->caps = NULL;
 	p->count = 0;
+	p->low = 0;
 }

@@ -42,6 +42,7 @@ struct buf_pool {
 	size_t *caps;
 	size_t count;
 	size_t max;
+	size_t low;   /* fewest spares since the last trim: blocks nobody needed */
 };
 
 /* Prepares a pool that keeps at most max spare buffers; 0 or -ENOMEM. */
@@ -50,6 +51,11 @@ int buf_pool_init(struct buf_pool *p, size_t max);
 void buf_pool_take(struct buf_pool *p, struct buf *b);
 /* Returns b's memory to the pool (or frees it when the pool is full); b becomes empty. */
 void buf_pool_give(struct buf_pool *p, struct buf *b);
+/* Frees the spares that went unused since the previous call (as many as the
+ * pool's low-water mark) and starts a new period; returns how many. Called
+ * now and then, it lets a pool that a burst filled shrink back to what the
+ * load in between needed. */
+size_t buf_pool_trim(struct buf_pool *p);
 /* Frees every spare block. */
 void buf_pool_free(struct buf_pool *p);
 

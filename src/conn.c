@@ -22,7 +22,9 @@
  *
  * Memory: the request object and the input/output buffers are taken from the
  * worker's spares when bytes arrive and handed back when the connection falls
- * idle, so ten thousand idle keep-alive connections hold no buffers.
+ * idle, so ten thousand idle keep-alive connections hold no buffers. Spares
+ * that a whole second did not need are freed (conn_env_trim), so a worker
+ * that a burst grew shrinks back.
  *
  * Bounds: input waiting behind an unfinished response stops reading at
  * IN_MAX; parsing pipelined requests stops while more than OUT_PAUSE bytes
@@ -50,6 +52,7 @@
 #include "conn.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -134,6 +137,27 @@ void conn_env_free(struct conn_env *env)
 	env->nspare = 0;
 }
 
+void conn_env_trim(struct conn_env *env)
+{
+	size_t unused = env->spare_low;
+
+	for (size_t i = 0; i < unused; i++) {
+		struct request *req = env->spare[--env->nspare];
+		request_free(req);
+		free(req);
+	}
+	env->spare_low = env->nspare;
+	if (buf_pool_trim(&env->bufs) + unused)
+		env->heap_slack = true;
+	/* Freed blocks mostly sit in the middle of the heap, where free()
+	 * alone never returns them. */
+	if (env->heap_slack && env->requests == env->trimmed_at) {
+		malloc_trim(0);
+		env->heap_slack = false;
+	}
+	env->trimmed_at = env->requests;
+}
+
 static struct request *request_take(struct conn *c)
 {
 	struct conn_env *env = c->env;
@@ -141,6 +165,8 @@ static struct request *request_take(struct conn *c)
 
 	if (env->nspare) {
 		req = env->spare[--env->nspare];
+		if (env->nspare < env->spare_low)
+			env->spare_low = env->nspare;
 	} else {
 		req = malloc(sizeof *req);
 		if (!req)

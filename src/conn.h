@@ -30,6 +30,9 @@ struct conn_env {
 	struct buf_pool bufs;      /* spare input and output buffers */
 	struct request **spare;    /* spare request objects */
 	size_t nspare, spare_max;
+	size_t spare_low;          /* fewest spare requests since the last trim */
+	unsigned long long trimmed_at; /* requests when conn_env_trim last ran */
+	bool heap_slack;           /* spares freed since the heap was last trimmed */
 	char *rbuf;                /* the read buffer of plain (unbatched) reads */
 	size_t rbuf_size;
 	struct conn *head;         /* every open connection, for stop and drain */
@@ -67,6 +70,12 @@ struct conn {
 /* Prepares env for a worker; 0 or -ENOMEM. */
 int conn_env_init(struct conn_env *env, struct ev_loop *loop, struct app *app,
 		  const struct config *cfg);
+/* Frees the spare requests and buffers that went unused since the previous
+ * call, and once no request came in between, hands the freed memory back to
+ * the system (malloc_trim can take a millisecond, so never under load):
+ * after a burst, a worker shrinks back to what its load needs. Called once
+ * a second. */
+void conn_env_trim(struct conn_env *env);
 /* Frees env's spares (connections must be closed first). */
 void conn_env_free(struct conn_env *env);
 /* Starts serving an accepted, non-blocking socket; 0 or -ENOMEM (fd is closed then). */

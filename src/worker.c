@@ -227,6 +227,7 @@ static void heartbeat_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	(void)loop;
 	(void)revents;
 	access_flush();
+	conn_env_trim(&w->env);
 	stamp(w);
 	if (w->primary && getppid() != w->primary && !w->stopping) {
 		log_warn("the primary (pid %d) is gone; stopping", (int)w->primary);

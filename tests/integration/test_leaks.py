@@ -22,14 +22,6 @@ TOTAL = 10000
 BATCH = 50
 
 
-def asan_build():
-    try:
-        with open(harness.BIN, "rb") as f:
-            return b"__asan_init" in f.read()
-    except OSError:
-        return False
-
-
 def request(method, path, body=None, headers=(), chunked=False):
     lines = ["%s %s HTTP/1.1" % (method, path), "Host: x"] + list(headers)
     if body is not None and chunked:
@@ -101,7 +93,7 @@ def take_response(buf):
 class LeakTest(unittest.TestCase):
 
     def test_no_leak_after_mixed_requests(self):
-        if not asan_build():
+        if not harness.asan_build():
             self.skipTest("forkd is not built with AddressSanitizer")
         options = os.environ.get("ASAN_OPTIONS", "")
         server = harness.Server(

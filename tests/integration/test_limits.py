@@ -398,6 +398,51 @@ class IdleConnectionsTest(unittest.TestCase):
             resource.setrlimit(resource.RLIMIT_NOFILE, old)
 
 
+class BurstMemoryTest(unittest.TestCase):
+    """The memory a burst of large requests took is handed back once the
+    worker is quiet: its spare requests and buffers do not stay pinned."""
+
+    CONNS = 256     # as many as a worker keeps spares for
+    PAD = 12000     # header bytes per request (max_header_size is 16k)
+
+    def test_memory_of_a_burst_comes_back(self):
+        if harness.asan_build():
+            self.skipTest("AddressSanitizer's allocator holds freed memory in quarantine")
+        server = harness.Server({"server": {"max_connections": "1000"}})
+        socks = []
+        try:
+            server.start()
+            worker = worker_pids(server)[0]
+            for _ in range(10):
+                self.assertTrue(hello_ok(server))
+            time.sleep(2.5)  # past two of the worker's once-a-second trims
+            base = rss_kb(worker)
+            head = b"GET /hello HTTP/1.1\r\nHost: x\r\nX-Pad: " + b"p" * self.PAD
+            for _ in range(self.CONNS):
+                s = server.connect()
+                s.sendall(head)  # incomplete: the worker holds it until the end comes
+                socks.append(s)
+            time.sleep(0.5)
+            for s in socks:
+                s.sendall(b"\r\n\r\n")
+            for s in socks:
+                self.assertEqual(response_of(s)[2], HELLO)
+            grown = rss_kb(worker) - base
+            # The burst must really have taken memory, or the rest proves nothing.
+            self.assertGreater(grown, 2048, "the burst grew the worker by %d kB only" % grown)
+            for s in socks:
+                s.close()
+            socks = []
+            back = harness.wait_for(lambda: rss_kb(worker) - base < 1024, timeout=10)
+            self.assertTrue(back, "worker RSS still %d kB above its level before the burst "
+                            "(%d kB at the burst)" % (rss_kb(worker) - base, grown))
+            self.assertTrue(hello_ok(server))
+        finally:
+            for s in socks:
+                s.close()
+            server.stop()
+
+
 class MaxConnectionsTest(harness.ServerCase):
     """At max_connections the worker stops accepting; the connections that
     wait in the listen queue are served in turn, none refused or reset."""

@@ -131,6 +131,41 @@ static void test_pool_drops_large_blocks(void **state)
 	buf_pool_free(&p);
 }
 
+/* Spares that a whole period did not need are freed; those it did are kept. */
+static void test_pool_trim_frees_what_went_unused(void **state)
+{
+	struct buf_pool p;
+	struct buf b[4];
+	(void)state;
+	assert_int_equal(buf_pool_init(&p, 8), 0);
+	for (int i = 0; i < 4; i++) {
+		buf_init(&b[i]);
+		buf_puts(&b[i], "block");
+		buf_pool_give(&p, &b[i]);
+	}
+	assert_int_equal(p.count, 4);
+	/* The first period saw the pool empty: nothing to call unused. */
+	assert_int_equal(buf_pool_trim(&p), 0);
+	assert_int_equal(p.count, 4);
+	/* One block in use for a while, then back: three were never needed. */
+	buf_pool_take(&p, &b[0]);
+	assert_non_null(b[0].data);
+	buf_pool_give(&p, &b[0]);
+	assert_int_equal(buf_pool_trim(&p), 3);
+	assert_int_equal(p.count, 1);
+	/* A period with no traffic at all frees the rest. */
+	assert_int_equal(buf_pool_trim(&p), 1);
+	assert_int_equal(p.count, 0);
+	assert_int_equal(buf_pool_trim(&p), 0);
+	/* The pool still works afterwards. */
+	buf_puts(&b[1], "again");
+	buf_pool_give(&p, &b[1]);
+	buf_pool_take(&p, &b[2]);
+	assert_non_null(b[2].data);
+	buf_free(&b[2]);
+	buf_pool_free(&p);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -141,6 +176,7 @@ int main(void)
 		cmocka_unit_test(test_consume_and_reset),
 		cmocka_unit_test(test_pool_reuses_blocks),
 		cmocka_unit_test(test_pool_drops_large_blocks),
+		cmocka_unit_test(test_pool_trim_frees_what_went_unused),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
