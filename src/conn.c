@@ -20,9 +20,10 @@
  * A response that ends later (a timer, a pool job) resumes the connection
  * from conn_response_ended.
  *
- * Memory: the request object and the input/output buffers are taken from the
- * worker's spares when bytes arrive and handed back when the connection falls
- * idle, so ten thousand idle keep-alive connections hold no buffers. Spares
+ * Memory: the request object (with the parser in it) and the input/output
+ * buffers are taken from the worker's spares when bytes arrive and handed back
+ * when the connection falls idle, so ten thousand idle keep-alive connections
+ * hold no buffers and no parser. Spares
  * that a whole second did not need are freed (conn_env_trim), so a worker
  * that a burst grew shrinks back.
  *
@@ -158,6 +159,10 @@ void conn_env_trim(struct conn_env *env)
 	env->trimmed_at = env->requests;
 }
 
+static int on_head(struct request *req, void *udata);
+
+/* Takes a request object for c, with a parser at the start of a message:
+ * whatever c has parsed before ended at a message boundary. */
 static struct request *request_take(struct conn *c)
 {
 	struct conn_env *env = c->env;
@@ -177,6 +182,8 @@ static struct request *request_take(struct conn *c)
 	req->app = env->app;
 	request_reset(req);
 	response_init(&req->res, c, req);
+	http_parser_init(&req->hp, &env->limits, on_head, c);
+	http_parser_attach(&req->hp, req);
 	return req;
 }
 
@@ -186,7 +193,6 @@ static void request_give(struct conn *c)
 	struct request *req = c->req;
 
 	c->req = NULL;
-	http_parser_attach(&c->hp, NULL);
 	if (!req)
 		return;
 	if (env->nspare < env->spare_max && req->arena.cap <= 64 * 1024) {
@@ -196,6 +202,12 @@ static void request_give(struct conn *c)
 	}
 	request_free(req);
 	free(req);
+}
+
+/* Whether c has seen bytes of a request it has not finished reading. */
+static bool reading_request(const struct conn *c)
+{
+	return c->req && !http_idle(&c->req->hp);
 }
 
 /* Called by the parser once a head is complete: the app may refuse the
@@ -236,7 +248,6 @@ int conn_open(struct conn_env *env, int fd, const struct sockaddr *peer, socklen
 	}
 	buf_init(&c->in);
 	outq_init(&c->out);
-	http_parser_init(&c->hp, &env->limits, on_head, c);
 	c->last_activity = ev_now(env->loop);
 	c->next = env->head;
 	if (env->head)
@@ -503,13 +514,12 @@ static void process(struct conn *c, const char *data, size_t len)
 				doom(c);
 				break;
 			}
-			http_parser_attach(&c->hp, c->req);
 		}
 		struct request *req = c->req;
-		if (http_idle(&c->hp))
+		if (http_idle(&req->hp))
 			req->start = ev_now(c->env->loop);
 		size_t used = 0;
-		enum http_event ev = http_feed(&c->hp, data, len, &used);
+		enum http_event ev = http_feed(&req->hp, data, len, &used);
 		data += used;
 		len -= used;
 		if (ev == HTTP_EV_ERROR) {
@@ -651,7 +661,7 @@ static double deadline(const struct conn *c)
 		return c->last_activity + cfg->send_timeout;
 	if (c->flags & F_DISPATCHED)
 		return 0;
-	if (c->req && !http_idle(&c->hp)) {
+	if (reading_request(c)) {
 		if (!c->req->head_done)
 			return c->req->start + cfg->header_timeout;
 		return c->last_activity + cfg->body_timeout;
@@ -697,7 +707,7 @@ static bool must_close(const struct conn *c)
 	/* While draining, a connection that was served closes once it has been
 	 * idle a moment (a request racing the close is answered, not reset); a
 	 * new one still gets its first request answered. */
-	return c->env->draining && http_idle(&c->hp) && !c->in.len && c->requests > 0 &&
+	return c->env->draining && !reading_request(c) && !c->in.len && c->requests > 0 &&
 	       ev_now(c->env->loop) >= c->last_activity + DRAIN_IDLE;
 }
 
@@ -757,7 +767,7 @@ static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		} else if (conn_out_pending(c)) {
 			c->flags |= F_RESET; /* send_timeout: the client does not read */
 			doom(c);
-		} else if (c->req && !http_idle(&c->hp)) {
+		} else if (reading_request(c)) {
 			c->depth++; /* the 408 ends a response: conn_response_ended settles */
 			request_timeout(c);
 			c->depth--;

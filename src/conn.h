@@ -52,7 +52,6 @@ struct conn {
 	int fd;
 	ev_io io;
 	ev_timer timer;
-	struct http_parser hp;
 	struct request *req;      /* NULL while idle */
 	struct buf in;            /* bytes read but not parsed yet */
 	struct outq out;          /* bytes to write */

@@ -32,6 +32,22 @@ struct http_header {
 	uint32_t value_off, value_len;
 };
 
+struct request;
+
+/* Called once the head is complete, before the body is read: returns 0 to go
+ * on, or a status to refuse the request with (404 or 413 for Expect, ...). */
+typedef int (*http_head_fn)(struct request *req, void *udata);
+
+/* Parser state. It lives in the request object, so a connection between
+ * requests (holding no request) holds no parser either. */
+struct http_parser {
+	llhttp_t llhttp;
+	struct request *req;
+	const struct http_limits *limits;
+	http_head_fn on_head;
+	void *head_udata;
+};
+
 /* One request and its response. Owned by its connection; its memory is reused
  * across the connection's keep-alive requests. Pointers are valid once the
  * request is complete and until the response has ended. */
@@ -39,6 +55,7 @@ struct request {
 	struct conn *conn;
 	struct app *app;
 	struct response res;
+	struct http_parser hp;     /* set up by the connection each time it takes the request */
 
 	/* the request as read (request_reset clears from method to params, and
 	 * from target_off to the end: keep per-message fields in those ranges) */
@@ -88,20 +105,7 @@ enum http_event {
 	HTTP_EV_ERROR = 2,    /* bad input: answer req->error_status and close */
 };
 
-/* Called once the head is complete, before the body is read: returns 0 to go
- * on, or a status to refuse the request with (404 or 413 for Expect, ...). */
-typedef int (*http_head_fn)(struct request *req, void *udata);
-
-/* Per-connection parser state. */
-struct http_parser {
-	llhttp_t llhttp;
-	struct request *req;
-	const struct http_limits *limits;
-	http_head_fn on_head;
-	void *head_udata;
-};
-
-/* Prepares the parser for a new connection. */
+/* Prepares the parser for a message stream (at a message boundary). */
 void http_parser_init(struct http_parser *hp, const struct http_limits *limits,
 		      http_head_fn on_head, void *udata);
 /* Attaches the request object that the next message fills (reset by the parser). */
