@@ -299,6 +299,7 @@ void conn_close(struct conn *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	env->nconns--;
+	env->heap_slack = true; /* its struct goes back to the heap below */
 	free(c);
 	if (env->on_close)
 		env->on_close(env);

@@ -32,7 +32,7 @@ struct conn_env {
 	size_t nspare, spare_max;
 	size_t spare_low;          /* fewest spare requests since the last trim */
 	unsigned long long trimmed_at; /* requests when conn_env_trim last ran */
-	bool heap_slack;           /* spares freed since the heap was last trimmed */
+	bool heap_slack;           /* spares or connections freed since the last heap trim */
 	char *rbuf;                /* the read buffer of plain (unbatched) reads */
 	size_t rbuf_size;
 	struct conn *head;         /* every open connection, for stop and drain */
@@ -70,8 +70,9 @@ struct conn {
 int conn_env_init(struct conn_env *env, struct ev_loop *loop, struct app *app,
 		  const struct config *cfg);
 /* Frees the spare requests and buffers that went unused since the previous
- * call, and once no request came in between, hands the freed memory back to
- * the system (malloc_trim can take a millisecond, so never under load):
+ * call, and once no request came in between, hands what spares and closed
+ * connections freed back to the system (malloc_trim can take a millisecond,
+ * so never under load):
  * after a burst, a worker shrinks back to what its load needs. Called once
  * a second. */
 void conn_env_trim(struct conn_env *env);

@@ -399,15 +399,53 @@ class IdleConnectionsTest(unittest.TestCase):
 
 
 class BurstMemoryTest(unittest.TestCase):
-    """The memory a burst of large requests took is handed back once the
-    worker is quiet: its spare requests and buffers do not stay pinned."""
+    """The memory a burst took is handed back once the worker is quiet: its
+    spare requests and buffers, and closed connections, do not stay pinned."""
 
     CONNS = 256     # as many as a worker keeps spares for
     PAD = 12000     # header bytes per request (max_header_size is 16k)
+    IDLE = 3000     # idle keep-alive connections held, then closed
 
-    def test_memory_of_a_burst_comes_back(self):
+    def setUp(self):
         if harness.asan_build():
             self.skipTest("AddressSanitizer's allocator holds freed memory in quarantine")
+
+    def test_memory_of_idle_connections_comes_back_when_they_close(self):
+        old = set_nofile(self.IDLE + 200)
+        if resource.getrlimit(resource.RLIMIT_NOFILE)[0] < self.IDLE + 200:
+            resource.setrlimit(resource.RLIMIT_NOFILE, old)
+            self.skipTest("RLIMIT_NOFILE hard limit too low for %d connections" % self.IDLE)
+        server = harness.Server({"server": {"max_connections": str(self.IDLE + 100)},
+                                 "http": {"keepalive_timeout": "120"}})
+        socks = []
+        try:
+            server.start()
+            worker = worker_pids(server)[0]
+            self.assertTrue(hello_ok(server))
+            time.sleep(2.5)
+            base = rss_kb(worker)
+            for i in range(self.IDLE):
+                s = server.connect()
+                s.sendall(GET_HELLO)
+                self.assertEqual(response_of(s)[2], HELLO, i)
+                socks.append(s)
+            time.sleep(2.5)  # the spares are trimmed by now: only the connections remain
+            held = rss_kb(worker) - base
+            self.assertGreater(held, 300, "%d idle connections took %d kB only" % (self.IDLE, held))
+            for s in socks:
+                s.close()
+            socks = []
+            back = harness.wait_for(lambda: rss_kb(worker) - base < held / 3, timeout=10)
+            self.assertTrue(back, "worker RSS still %d kB above its level before the connections "
+                            "(%d kB while they were open)" % (rss_kb(worker) - base, held))
+            self.assertTrue(hello_ok(server))
+        finally:
+            for s in socks:
+                s.close()
+            server.stop()
+            resource.setrlimit(resource.RLIMIT_NOFILE, old)
+
+    def test_memory_of_a_burst_comes_back(self):
         server = harness.Server({"server": {"max_connections": "1000"}})
         socks = []
         try:
