@@ -23,9 +23,9 @@
  * Memory: the request object (with the parser in it) and the input/output
  * buffers are taken from the worker's spares when bytes arrive and handed back
  * when the connection falls idle, so ten thousand idle keep-alive connections
- * hold no buffers and no parser. Spares
- * that a whole second did not need are freed (conn_env_trim), so a worker
- * that a burst grew shrinks back.
+ * hold no buffers and no parser. Spares that a whole second did not need are
+ * freed, and the heap is trimmed once the worker is quiet (conn_env_trim), so
+ * a worker that a burst or a crowd of connections grew shrinks back.
  *
  * Bounds: input waiting behind an unfinished response stops reading at
  * IN_MAX; parsing pipelined requests stops while more than OUT_PAUSE bytes
