@@ -72,9 +72,8 @@ int conn_env_init(struct conn_env *env, struct ev_loop *loop, struct app *app,
 /* Frees the spare requests and buffers that went unused since the previous
  * call, and once no request came in between, hands what spares and closed
  * connections freed back to the system (malloc_trim can take a millisecond,
- * so never under load):
- * after a burst, a worker shrinks back to what its load needs. Called once
- * a second. */
+ * so never under load): after a burst, a worker shrinks back to what its
+ * load needs. Called once a second. */
 void conn_env_trim(struct conn_env *env);
 /* Frees env's spares (connections must be closed first). */
 void conn_env_free(struct conn_env *env);

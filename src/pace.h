@@ -11,9 +11,8 @@
  * pace watches, over windows of PACE_WINDOW seconds, how many requests the
  * worker finished and on how many distinct connections; connections times
  * window length over requests is the time a busy connection takes between
- * two requests (its turnaround). The
- * loop's wait before polling (libev's io collect interval) is an eighth of
- * that, at most [server] io_coalesce, and none at all unless it gathers
+ * two requests (its turnaround). The loop's wait before polling (libev's io
+ * collect interval) is an eighth of that, at most [server] io_coalesce, and none at all unless it gathers
  * three requests or more on average (the request rate times the wait):
  * one client alone, a few, or many that are seldom busy, are never made to
  * wait. Uncapped, a wait gathers one request per eight busy connections, so

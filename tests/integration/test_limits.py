@@ -128,11 +128,31 @@ def hello_ok(server):
     return status == 200 and body == HELLO
 
 
-def set_nofile(soft):
-    """Sets this process's soft RLIMIT_NOFILE (children inherit it); returns the old one."""
+def nofile_for(case, conns, soft):
+    """Raises this process's soft RLIMIT_NOFILE (children inherit it) to soft
+    for case, restored when it ends, or skips case when the hard limit is too
+    low for conns connections."""
     old = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(soft, old[1]), old[1]))
-    return old
+    case.addCleanup(resource.setrlimit, resource.RLIMIT_NOFILE, old)
+    if resource.getrlimit(resource.RLIMIT_NOFILE)[0] < soft:
+        case.skipTest("RLIMIT_NOFILE hard limit too low for %d connections" % conns)
+
+
+def idle_server(conns):
+    """A forkd that may hold conns idle keep-alive connections for a while."""
+    return harness.Server({"server": {"max_connections": str(conns + 100)},
+                           "http": {"keepalive_timeout": "120"}})
+
+
+def open_idle(case, server, count, socks):
+    """Opens count connections into socks, each left idle after one /hello."""
+    for i in range(count):
+        s = server.connect()
+        socks.append(s)
+        s.sendall(GET_HELLO)
+        status, _, body = response_of(s)
+        case.assertEqual((status, body), (200, HELLO), i)
 
 
 class TimeoutTest(harness.ServerCase):
@@ -368,21 +388,13 @@ class IdleConnectionsTest(unittest.TestCase):
     COUNT = 5000
 
     def test_idle_connections_are_held(self):
-        old = set_nofile(self.COUNT * 2 + 200)
-        if resource.getrlimit(resource.RLIMIT_NOFILE)[0] < self.COUNT * 2 + 200:
-            resource.setrlimit(resource.RLIMIT_NOFILE, old)
-            self.skipTest("RLIMIT_NOFILE hard limit too low for %d connections" % self.COUNT)
-        server = harness.Server({"server": {"max_connections": str(self.COUNT + 100)},
-                                 "http": {"keepalive_timeout": "120"}})
+        nofile_for(self, self.COUNT, self.COUNT * 2 + 200)
+        server = idle_server(self.COUNT)
         socks = []
         try:
             server.start()
             worker = worker_pids(server)[0]
-            for i in range(self.COUNT):
-                s = server.connect()
-                s.sendall(GET_HELLO)
-                self.assertEqual(response_of(s)[0], 200, i)
-                socks.append(s)
+            open_idle(self, server, self.COUNT, socks)
             self.assertGreaterEqual(sockets_of(worker), self.COUNT)
             for _ in range(20):
                 self.assertTrue(hello_ok(server))
@@ -395,7 +407,6 @@ class IdleConnectionsTest(unittest.TestCase):
             for s in socks:
                 s.close()
             server.stop()
-            resource.setrlimit(resource.RLIMIT_NOFILE, old)
 
 
 class BurstMemoryTest(unittest.TestCase):
@@ -411,12 +422,8 @@ class BurstMemoryTest(unittest.TestCase):
             self.skipTest("AddressSanitizer's allocator holds freed memory in quarantine")
 
     def test_memory_of_idle_connections_comes_back_when_they_close(self):
-        old = set_nofile(self.IDLE + 200)
-        if resource.getrlimit(resource.RLIMIT_NOFILE)[0] < self.IDLE + 200:
-            resource.setrlimit(resource.RLIMIT_NOFILE, old)
-            self.skipTest("RLIMIT_NOFILE hard limit too low for %d connections" % self.IDLE)
-        server = harness.Server({"server": {"max_connections": str(self.IDLE + 100)},
-                                 "http": {"keepalive_timeout": "120"}})
+        nofile_for(self, self.IDLE, self.IDLE + 200)
+        server = idle_server(self.IDLE)
         socks = []
         try:
             server.start()
@@ -424,11 +431,7 @@ class BurstMemoryTest(unittest.TestCase):
             self.assertTrue(hello_ok(server))
             time.sleep(2.5)
             base = rss_kb(worker)
-            for i in range(self.IDLE):
-                s = server.connect()
-                s.sendall(GET_HELLO)
-                self.assertEqual(response_of(s)[2], HELLO, i)
-                socks.append(s)
+            open_idle(self, server, self.IDLE, socks)
             time.sleep(2.5)  # the spares are trimmed by now: only the connections remain
             held = rss_kb(worker) - base
             self.assertGreater(held, 300, "%d idle connections took %d kB only" % (self.IDLE, held))
@@ -443,7 +446,6 @@ class BurstMemoryTest(unittest.TestCase):
             for s in socks:
                 s.close()
             server.stop()
-            resource.setrlimit(resource.RLIMIT_NOFILE, old)
 
     def test_memory_of_a_burst_comes_back(self):
         server = harness.Server({"server": {"max_connections": "1000"}})
