@@ -32,6 +32,7 @@
 #include <errno.h>
 #include <ini.h>
 #include <limits.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -82,7 +83,7 @@ static const struct key keys[] = {
 	{ "server", "listen", T_LISTEN, FIELD(listen), 0, 0, "127.0.0.1:8080", NULL,
 		"address and port to accept connections on; --listen overrides it" },
 	{ "server", "workers", T_AUTO, FIELD(workers), 1, 256, "auto", NULL,
-		"worker processes; auto = one per online CPU" },
+		"worker processes; auto = one per CPU forkd may run on (its affinity mask)" },
 	{ "server", "backlog", T_INT, FIELD(backlog), 1, 65535, "511", NULL,
 		"accept queue length of each worker's listening socket" },
 	{ "server", "pidfile", T_STRING, FIELD(pidfile), 0, 0, "", NULL,
@@ -133,7 +134,7 @@ static const struct key keys[] = {
 		"response bytes buffered for a client that is not reading before it is dropped" },
 
 	{ "hash", "threads", T_AUTO, FIELD(threads), 1, 256, "auto", NULL,
-		"pool threads per worker for CPU-heavy work; auto = CPUs / workers, rounded up" },
+		"pool threads per worker for CPU-heavy work; auto = usable CPUs / workers, rounded up" },
 	{ "hash", "queue_max", T_AUTO, FIELD(queue_max), 1, 1000000, "auto", NULL,
 		"jobs waiting per worker before new ones are refused; auto = 64 per thread" },
 	{ "hash", "bcrypt_cost", T_INT, FIELD(bcrypt_cost), 4, 15, "10", NULL,
@@ -960,11 +961,22 @@ int config_set_listen(struct config *cfg, const char *value, char *err, size_t e
 	return -EINVAL;
 }
 
-static int online_cpus(void)
+/* The CPUs forkd may run on: its affinity mask, which taskset, cpusets
+ * (docker --cpuset-cpus) and systemd's CPUAffinity= narrow, else the online
+ * count. Sizing `auto` by the online count on a narrowed mask puts several
+ * pool threads on one CPU, where they take turns at each scheduler tick and
+ * a loop woken meanwhile can wait a whole tick (4 ms at 250 Hz). A CPU
+ * quota (cpu.max) is not a mask and is not seen here. */
+static int usable_cpus(void)
 {
-	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	cpu_set_t set;
+	long n = 0;
 	const struct key *k = key_find("server", "workers");
 
+	if (sched_getaffinity(0, sizeof set, &set) == 0)
+		n = CPU_COUNT(&set);
+	if (n < 1)
+		n = sysconf(_SC_NPROCESSORS_ONLN);
 	if (n < 1)
 		return 1;
 	return n > (long)k->max ? (int)k->max : (int)n;
@@ -972,7 +984,7 @@ static int online_cpus(void)
 
 int config_workers(const struct config *cfg)
 {
-	return cfg->workers > 0 ? cfg->workers : online_cpus();
+	return cfg->workers > 0 ? cfg->workers : usable_cpus();
 }
 
 int config_threads(const struct config *cfg)
@@ -980,7 +992,7 @@ int config_threads(const struct config *cfg)
 	if (cfg->threads > 0)
 		return cfg->threads;
 	int workers = config_workers(cfg);
-	int n = (online_cpus() + workers - 1) / workers;
+	int n = (usable_cpus() + workers - 1) / workers;
 	return n < 1 ? 1 : n;
 }
 

@@ -23,7 +23,7 @@ struct config {
 	/* [server] */
 	char listen[CONFIG_STR];         /* as written, for messages */
 	struct config_addr addr;         /* the parsed listen address */
-	int workers;                     /* 0 = auto: one per online CPU */
+	int workers;                     /* 0 = auto: one per usable CPU */
 	int backlog;
 	char pidfile[CONFIG_STR];        /* "" = none */
 	double graceful_timeout;

@@ -190,9 +190,24 @@ class PrimaryCase(unittest.TestCase):
 class WorkerCount(PrimaryCase):
     def test_auto_is_one_worker_per_cpu(self):
         s = self.start(workers="auto")
-        cpus = min(os.sysconf("SC_NPROCESSORS_ONLN"), 256)
+        # forkd inherits this process's affinity mask: the CPUs it may use
+        cpus = min(len(os.sched_getaffinity(0)), 256)
         self.assertEqual(len(wait_slots(s, cpus)), cpus)
         self.assertIn(": %d worker(s)," % cpus, s.log())
+
+    def test_auto_follows_the_cpus_it_may_run_on(self):
+        """Narrowed to one CPU (taskset, as a cpuset would), auto gives one
+        worker with one pool thread, not one per online CPU: two pool
+        threads on one CPU would take turns at each scheduler tick."""
+        usable = sorted(os.sched_getaffinity(0))
+        if len(usable) < 2:
+            self.skipTest("needs two usable CPUs to tell the mask from the machine")
+        s = Server(workers="auto", wrapper=["taskset", "-c", str(usable[-1])])
+        self.addCleanup(s.stop)
+        s.start()
+        self.assertEqual(sorted(wait_slots(s, 1)), [0])
+        self.assertIn(": 1 worker(s), 1 pool thread(s) each,", s.log())
+        self.assertEqual(s.request("GET", "/hello")[0], 200)
 
     def test_workers_option_sets_the_count(self):
         s = self.start(workers="auto", args=["--workers", "3"])

@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <ini.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,10 +70,14 @@ static void expect_ok(const char *text, struct config *cfg)
 		fail_msg("load failed: %s", err);
 }
 
+/* The CPUs this process may run on, as forkd counts them for auto. */
 static int cpus(void)
 {
-	long n = sysconf(_SC_NPROCESSORS_ONLN);
-	return n < 1 ? 1 : n > 256 ? 256 : (int)n;
+	cpu_set_t set;
+
+	assert_int_equal(sched_getaffinity(0, sizeof set, &set), 0);
+	int n = CPU_COUNT(&set);
+	return n < 1 ? 1 : n > 256 ? 256 : n;
 }
 
 static void test_defaults(void **state)
@@ -317,6 +322,35 @@ static void test_auto_values(void **state)
 	c.workers = 1;
 	assert_int_equal(config_threads(&c), cpus());
 	assert_int_equal(config_queue_max(&c), 64 * cpus());
+}
+
+/* auto counts the affinity mask, not the online CPUs: narrowed to one CPU,
+ * one worker with one pool thread. */
+static void test_auto_follows_the_affinity_mask(void **state)
+{
+	cpu_set_t all, one;
+	struct config c;
+	int cpu = -1;
+	(void)state;
+
+	assert_int_equal(sched_getaffinity(0, sizeof all, &all), 0);
+	if (CPU_COUNT(&all) < 2)
+		skip(); /* one usable CPU: the mask and the machine agree */
+	for (int i = 0; i < CPU_SETSIZE && cpu < 0; i++)
+		if (CPU_ISSET(i, &all))
+			cpu = i;
+	CPU_ZERO(&one);
+	CPU_SET(cpu, &one);
+	assert_int_equal(sched_setaffinity(0, sizeof one, &one), 0);
+	config_defaults(&c);
+	int workers = config_workers(&c), threads = config_threads(&c);
+	c.workers = 4;
+	int threads_of_four = config_threads(&c);
+	assert_int_equal(sched_setaffinity(0, sizeof all, &all), 0);
+
+	assert_int_equal(workers, 1);
+	assert_int_equal(threads, 1);
+	assert_int_equal(threads_of_four, 1);
 }
 
 static void test_file_syntax(void **state)
@@ -834,6 +868,7 @@ int main(void)
 		cmocka_unit_test(test_bool_words),
 		cmocka_unit_test(test_levels),
 		cmocka_unit_test(test_auto_values),
+		cmocka_unit_test(test_auto_follows_the_affinity_mask),
 		cmocka_unit_test(test_file_syntax),
 		cmocka_unit_test(test_bad_values),
 		cmocka_unit_test(test_out_of_range),
