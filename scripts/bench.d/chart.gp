@@ -4,7 +4,7 @@
 set terminal pngcairo size 1100,460 font "sans,10"
 set output out
 set multiplot layout 1,2 title "forkd beside nginx (same run, same CPUs) — " . subtitle . \
-    "\n* json: forkd's /json beside nginx's /hello"
+    "\n* json: forkd's /json beside nginx's /hello; budget: both held to the same CPU quota"
 set style data histograms
 set style histogram clustered gap 1
 set style fill solid 0.85 border -1
