@@ -4,7 +4,7 @@
 set terminal pngcairo size 1100,460 font "sans,10"
 set output out
 set multiplot layout 1,2 title "forkd beside nginx (same run, same CPUs) — " . subtitle . \
-    "\n* json: forkd's /json beside nginx's /hello; budget: both held to the same CPU quota"
+    "\n* json: forkd's /json beside nginx's /hello; budget: /hello at 64 connections, both held to the same CPU quota"
 set style data histograms
 set style histogram clustered gap 1
 set style fill solid 0.85 border -1
@@ -14,11 +14,15 @@ set key top left
 set xtics scale 0 nomirror
 set yrange [0:*]
 
-set title "requests per second (higher is better)"
+set title "requests per second (higher is better; log scale)"
+set logscale y
+set yrange [10000:*]
 plot data using 2:xtic(1) title "forkd" lc rgb "#2a7ab0", \
      '' using 3 title "nginx" lc rgb "#8c8c8c"
 
 set title "server CPU µs per request (lower is better)"
+unset logscale y
+set yrange [0:*]
 plot data using 4:xtic(1) title "forkd" lc rgb "#2a7ab0", \
      '' using 5 title "nginx" lc rgb "#8c8c8c"
 unset multiplot
