@@ -12,13 +12,14 @@
  * worker finished and on how many distinct connections; connections times
  * window length over requests is the time a busy connection takes between
  * two requests (its turnaround). The loop's wait before polling (libev's io
- * collect interval) is an eighth of that, at most [server] io_coalesce, and none at all unless it gathers
- * three requests or more on average (the request rate times the wait):
- * one client alone, a few, or many that are seldom busy, are never made to
- * wait. Uncapped, a wait gathers one request per eight busy connections, so
- * it takes 24 of them. The wait only ever happens before a poll and only
- * for the part of the interval the iteration has not already spent, so a
- * loaded worker whose iterations take longer never waits. */
+ * collect interval) is an eighth of that, at most [server] io_coalesce, and
+ * none at all unless it gathers three requests or more on average (the
+ * request rate times the wait): one client alone, a few, or many that are
+ * seldom busy, are never made to wait. Uncapped, a wait gathers one request
+ * per eight busy connections, so it takes 24 of them. The wait only ever
+ * happens before a poll and only for the part of the interval the iteration
+ * has not already spent, so a loaded worker whose iterations take longer
+ * never waits. */
 #ifndef FORKD_PACE_H
 #define FORKD_PACE_H
 
