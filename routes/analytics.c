@@ -1,7 +1,6 @@
 /* Analytics: listens for "orderPlaced" and records the order (a log line
  * with this worker's running totals). */
-#include "app.h"
-#include "log.h"
+#include "routes.h"
 #include "orders.h"
 
 static unsigned long orders, units;
@@ -17,7 +16,7 @@ static int on_order(void *event, void *udata)
 	orders++;
 	json_array_foreach(items, i, it)
 		units += (unsigned long)json_integer_value(json_object_get(it, "quantity"));
-	log_info("analytics: order %s, %zu item(s); this worker: %lu orders, %lu units",
+	app_log(FORKD_LOG_INFO, "analytics: order %s, %zu item(s); this worker: %lu orders, %lu units",
 		 json_string_value(json_object_get(ev->order, "id")), json_array_size(items), orders,
 		 units);
 	return 0;

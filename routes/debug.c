@@ -7,8 +7,7 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "app.h"
-#include "config.h"
+#include "routes.h"
 
 #define BLOCK_MAX_MS 60000
 
@@ -40,7 +39,7 @@ static int get_block(struct request *req, struct response *res, void *udata)
 
 int debug_routes(struct app *app)
 {
-	if (!app->cfg->debug_routes)
+	if (!app_config_int(app, "debug_routes"))
 		return 0;
 	return app_get(app, "/debug/block", get_block, NULL);
 }

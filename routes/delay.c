@@ -1,26 +1,22 @@
-/* GET /delay?ms=N: answers after N milliseconds from a libev timer. It shows
- * that waiting never blocks the loop: many delayed requests wait together. */
+/* GET /delay?ms=N: answers after N milliseconds from a timer on the loop. It
+ * shows that waiting never blocks the loop: many delayed requests wait together. */
 #include <stdlib.h>
 
-#include <ev.h>
-
-#include "app.h"
+#include "routes.h"
 
 #define DELAY_MAX_MS 10000
 
 struct delay {
-	ev_timer timer;
-	struct app *app;
+	struct app_timer *timer;
 	struct response *res;
 	long ms;
 };
 
-static void delay_done(struct ev_loop *loop, ev_timer *t, int revents)
+static void delay_done(struct app_timer *t, void *udata)
 {
-	struct delay *d = t->data;
+	struct delay *d = udata;
 
-	(void)loop;
-	(void)revents;
+	(void)t; /* a one-shot timer: forkd frees it after this call */
 	response_on_abort(d->res, NULL, NULL);
 	json_t *v = json_pack("{s:I}", "delayed_ms", (json_int_t)d->ms);
 	if (!v || response_json(d->res, 200, v))
@@ -35,7 +31,7 @@ static void delay_abort(struct response *res, void *udata)
 	struct delay *d = udata;
 
 	(void)res;
-	ev_timer_stop(d->app->loop, &d->timer);
+	app_timer_stop(d->timer);
 	free(d);
 }
 
@@ -61,12 +57,13 @@ static int get_delay(struct request *req, struct response *res, void *udata)
 	struct delay *d = malloc(sizeof *d);
 	if (!d)
 		return -1;
-	d->app = app;
 	d->res = res;
 	d->ms = ms;
-	ev_timer_init(&d->timer, delay_done, (double)ms / 1000.0, 0);
-	d->timer.data = d;
-	ev_timer_start(app->loop, &d->timer);
+	d->timer = app_timer_start(app, (double)ms / 1000.0, 0, delay_done, d);
+	if (!d->timer) {
+		free(d);
+		return -1;
+	}
 	response_on_abort(res, delay_abort, d);
 	return 0;
 }

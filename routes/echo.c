@@ -1,5 +1,5 @@
 /* POST /echo: the JSON body back, once it parsed. */
-#include "app.h"
+#include "routes.h"
 
 static int post_echo(struct request *req, struct response *res, void *udata)
 {

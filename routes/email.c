@@ -1,7 +1,6 @@
 /* Email: listens for "orderPlaced" and sends the confirmation (here: a log
  * line; a real sender would hand the message to a queue, never block). */
-#include "app.h"
-#include "log.h"
+#include "routes.h"
 #include "orders.h"
 
 static int on_order(void *event, void *udata)
@@ -9,7 +8,7 @@ static int on_order(void *event, void *udata)
 	struct order_event *ev = event;
 
 	(void)udata;
-	log_info("email: order %s confirmed to user %s",
+	app_log(FORKD_LOG_INFO, "email: order %s confirmed to user %s",
 		 json_string_value(json_object_get(ev->order, "id")),
 		 json_string_value(json_object_get(ev->order, "userId")));
 	return 0;

@@ -30,12 +30,7 @@
 
 #include <crypt.h>
 
-#include "app.h"
-#include "config.h"
-#include "log.h"
-#include "pool.h"
 #include "routes.h"
-#include "scoreboard.h"
 
 /* bcrypt uses at most 72 bytes of a password and silently ignores the rest. */
 #define HASH_PASSWORD_MAX 72
@@ -134,7 +129,7 @@ static void reply(struct hash_job *job)
 	struct response *res = job->res;
 
 	if (job->err) {
-		log_error("bcrypt %s failed: %s", job->kind == HASH_MAKE ? "hashing" : "verification",
+		app_log(FORKD_LOG_ERROR, "bcrypt %s failed: %s", job->kind == HASH_MAKE ? "hashing" : "verification",
 			  strerror(job->err));
 		response_error(res, 500, "bcrypt failed");
 		return;
@@ -151,8 +146,6 @@ static void hash_done(void *arg, enum pool_status status)
 {
 	struct hash_job *job = arg;
 
-	if (status == POOL_DONE)
-		scoreboard_hash_time(job->seconds);
 	if (job->res) {
 		response_on_abort(job->res, NULL, NULL);
 		if (status == POOL_DONE)
@@ -170,25 +163,25 @@ static void hash_abort(struct response *res, void *udata)
 
 	(void)res;
 	job->res = NULL;
-	pool_cancel(job->app->pool, job->handle);
+	app_pool_cancel(job->app, job->handle);
 }
 
 /* Hands the job to the pool, or answers why not (the job is then freed). */
 static int submit(struct app *app, struct response *res, struct hash_job *job)
 {
-	job->handle = app->pool ? pool_submit(app->pool, hash_work, hash_done, job) : NULL;
+	job->handle = app_pool_submit(app, hash_work, hash_done, job);
 	if (job->handle) {
 		response_on_abort(res, hash_abort, job);
 		return 0;
 	}
-	int err = app->pool ? errno : ESHUTDOWN;
+	int err = errno;
 	job_free(job);
 	if (err == EAGAIN) {
 		/* Overload becomes a fast, retryable refusal, not a growing wait. */
 		response_set_header(res, "Retry-After", "1");
 		return response_error(res, 503, "too many hash jobs queued; retry later");
 	}
-	log_error("cannot queue a hash job: %s", strerror(err));
+	app_log(FORKD_LOG_ERROR, "cannot queue a hash job: %s", strerror(err));
 	return response_error(res, 503, "the hash pool is not available");
 }
 
@@ -262,7 +255,7 @@ static struct hash_job *job_new(struct app *app, struct response *res, enum hash
 	job->app = app;
 	job->res = res;
 	job->kind = kind;
-	job->cost = app->cfg->bcrypt_cost;
+	job->cost = (int)app_config_int(app, "bcrypt_cost");
 	const json_t *pw = json_object_get(body, "password");
 	memcpy(job->password, json_string_value(pw), json_string_length(pw));
 	if (kind == HASH_VERIFY)

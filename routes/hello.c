@@ -1,5 +1,5 @@
 /* GET /hello and GET /json: the smallest answers, used by the benchmarks. */
-#include "app.h"
+#include "routes.h"
 
 static const char hello[] = "Hello World!";
 

@@ -21,27 +21,22 @@
 
 #include <hiredis/hiredis.h>
 
-#include "app.h"
-#include "bus.h"
-#include "config.h"
-#include "log.h"
 #include "orders.h"
+#include "routes.h"
 
 #define STOCK_KEY "forkd:stock"
 #define MAX_ARGS 205 /* EVALSHA, sha, 1, key, then a pair per item (orders.c allows 100) */
 
+#define MAX_PRODUCTS 32
+
 struct product {
-	const char *id;
+	char id[64];
 	long stock;
 };
 
-static struct product catalogue[] = {
-	{"widget", 1000},
-	{"gadget", 500},
-	{"gizmo", 100},
-};
-
-#define NPRODUCTS (sizeof catalogue / sizeof catalogue[0])
+/* The catalogue, from [example] products ("NAME:STOCK, ..."). */
+static struct product catalogue[MAX_PRODUCTS];
+static size_t nproducts;
 
 /* KEYS[1] the stock hash; ARGV product, quantity, product, quantity, ...
  * Quantities of a product listed twice add up. Answers {"ok"},
@@ -75,7 +70,7 @@ static char script_sha[41];
 
 static struct product *find(const char *id)
 {
-	for (size_t i = 0; i < NPRODUCTS; i++)
+	for (size_t i = 0; i < nproducts; i++)
 		if (strcmp(catalogue[i].id, id) == 0)
 			return &catalogue[i];
 	return NULL;
@@ -137,23 +132,23 @@ static void on_seeded(const struct redisReply *reply, void *udata)
 {
 	(void)udata;
 	if (reply && reply->type == REDIS_REPLY_ERROR)
-		log_error("inventory: cannot seed %s: %s", STOCK_KEY, reply->str);
+		app_log(FORKD_LOG_ERROR, "inventory: cannot seed %s: %s", STOCK_KEY, reply->str);
 }
 
 /* The bus (re)connected: seed what is missing and load the script. */
 static int on_bus_ready(void *event, void *udata)
 {
-	struct bus *bus = event;
+	struct app *app = event;
 	char n[24];
 
 	(void)udata;
-	for (size_t i = 0; i < NPRODUCTS; i++) {
+	for (size_t i = 0; i < nproducts; i++) {
 		snprintf(n, sizeof n, "%ld", catalogue[i].stock);
 		const char *argv[] = {"HSETNX", STOCK_KEY, catalogue[i].id, n};
-		bus_command(bus, on_seeded, NULL, 4, argv, NULL);
+		app_redis(app, on_seeded, NULL, 4, argv, NULL);
 	}
 	const char *argv[] = {"SCRIPT", "LOAD", reserve_lua};
-	bus_command(bus, on_script_loaded, NULL, 3, argv, NULL);
+	app_redis(app, on_script_loaded, NULL, 3, argv, NULL);
 	return 0;
 }
 
@@ -190,7 +185,7 @@ static int send_reserve(struct reservation *r)
 		argv[argc++] = json_string_value(json_object_get(it, "productId"));
 		argv[argc++] = qty[i];
 	}
-	return bus_command(r->app->bus, on_reserved, r, argc, argv, NULL);
+	return app_redis(r->app, on_reserved, r, argc, argv, NULL);
 }
 
 static void finish(struct reservation *r, int status, const char *error)
@@ -234,7 +229,7 @@ static void on_reserved(const struct redisReply *reply, void *udata)
 		if (send_reserve(r))
 			finish(r, 503, "the stock store is unreachable");
 	} else if (reply->type == REDIS_REPLY_ERROR) {
-		log_error("inventory: reservation failed: %s", reply->str);
+		app_log(FORKD_LOG_ERROR, "inventory: reservation failed: %s", reply->str);
 		finish(r, 503, "the stock store failed");
 	} else if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 1) {
 		finish(r, 503, "unexpected answer from the stock store");
@@ -246,8 +241,6 @@ static void on_reserved(const struct redisReply *reply, void *udata)
 int inventory_reserve(struct app *app, const json_t *order, inventory_reserved_fn done,
 		      void *udata)
 {
-	if (!bus_ready(app->bus))
-		return -ENOTCONN;
 	struct reservation *r = malloc(sizeof *r);
 	if (!r)
 		return -ENOMEM;
@@ -323,7 +316,7 @@ static int get_shared(struct app *app, struct response *res)
 	if (!sr)
 		return -ENOMEM;
 	sr->res = res;
-	int rc = bus_command(app->bus, on_stock, sr, 2, argv, NULL);
+	int rc = app_redis(app, on_stock, sr, 2, argv, NULL);
 	if (rc) {
 		free(sr);
 		return rc == -ENOTCONN ? unavailable(res, "the stock store is unreachable") : rc;
@@ -337,20 +330,52 @@ static int get_inventory(struct request *req, struct response *res, void *udata)
 	struct app *app = udata;
 
 	(void)req;
-	if (app->bus)
+	if (app_bus_enabled(app))
 		return get_shared(app, res);
 	json_t *stock = json_object();
-	for (size_t i = 0; stock && i < NPRODUCTS; i++)
+	for (size_t i = 0; stock && i < nproducts; i++)
 		json_object_set_new(stock, catalogue[i].id, json_integer(catalogue[i].stock));
 	return send_stock(res, "worker", stock);
 }
 
+/* Reads "NAME:STOCK, NAME:STOCK, ..." into the catalogue; 0 or -EINVAL
+ * after logging which item is wrong. */
+static int load_catalogue(const char *spec)
+{
+	char copy[256], *save = NULL;
+
+	snprintf(copy, sizeof copy, "%s", spec);
+	nproducts = 0;
+	for (char *item = strtok_r(copy, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
+		char *end = NULL;
+		while (*item == ' ')
+			item++;
+		char *colon = strchr(item, ':');
+		size_t n = colon ? (size_t)(colon - item) : 0;
+		long stock = colon && colon[1] >= '0' && colon[1] <= '9' ?
+			strtol(colon + 1, &end, 10) : -1;
+		if (stock < 0 || n == 0 || n >= sizeof catalogue[0].id ||
+		    strspn(end, " ") != strlen(end) || nproducts == MAX_PRODUCTS) {
+			app_log(FORKD_LOG_ERROR, "[%s] products: '%s' is not NAME:STOCK (at most %d "
+				"products, names of at most 63 characters)", EXAMPLE_SECTION, item,
+				MAX_PRODUCTS);
+			return -EINVAL;
+		}
+		memcpy(catalogue[nproducts].id, item, n);
+		catalogue[nproducts].id[n] = '\0';
+		catalogue[nproducts++].stock = stock;
+	}
+	return 0;
+}
+
 int inventory_routes(struct app *app)
 {
-	int rc = 0;
+	int rc = load_catalogue(app_config_string(app, "products"));
 
-	if (app->cfg->redis[0])
-		rc = app_on(app, BUS_READY_EVENT, on_bus_ready, NULL);
+	if (rc)
+		return rc;
+	if (app_bus_enabled(app))
+		rc = app_on(app, FORKD_EVENT_BUS_READY, on_bus_ready, NULL);
 	else
 		rc = app_on(app, "orderPlaced", on_order, NULL);
 	return rc ? rc : app_get(app, "/inventory", get_inventory, app);

@@ -13,9 +13,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "app.h"
-#include "log.h"
 #include "orders.h"
+#include "routes.h"
 
 #define MAX_ITEMS 100
 #define MAX_QUANTITY 1000
@@ -129,7 +128,7 @@ static void on_reserved(int status, const char *error, void *udata)
 		struct order_event ev = {.order = p->order};
 		int rc = app_emit(p->app, "orderPlaced", &ev);
 		if (rc < 0)
-			log_error("orderPlaced: a listener failed after the stock was reserved");
+			app_log(FORKD_LOG_ERROR, "orderPlaced: a listener failed after the stock was reserved");
 		if (res && answer(res, &ev, rc) < 0 && !response_started(res))
 			response_error(res, 500, "out of memory");
 	} else if (res) {
@@ -179,7 +178,7 @@ static int post_orders(struct request *req, struct response *res, void *udata)
 	json_decref(body);
 	if (!order)
 		return -1;
-	if (app->bus)
+	if (app_bus_enabled(app))
 		return place_shared(app, res, order);
 	struct order_event ev = {.order = order};
 	int rc = app_emit(app, "orderPlaced", &ev);

@@ -1,12 +1,10 @@
 /* The "orderPlaced" event of the order-processing example, and the stock
  * reservation the orders route asks the inventory for when the stock is
  * shared in Redis. */
-#ifndef FORKD_ORDERS_H
-#define FORKD_ORDERS_H
+#ifndef EXAMPLE_ORDERS_H
+#define EXAMPLE_ORDERS_H
 
-#include <jansson.h>
-
-#include "app.h"
+#include <forkd.h>
 
 /* What "orderPlaced" listeners receive: a shared event whose data is the
  * order, {"id","userId","items":[{"productId","quantity"}],"status"}.

@@ -1,16 +1,24 @@
-/* The list of route groups. To add a group: write routes/<name>.c exporting
- * <name>_routes(app), declare it in routes.h, list it here and in meson.build. */
+/* The example app's entry point: its config keys, then every route group.
+ * To add a group: write routes/<name>.c exporting <name>_routes(app),
+ * declare it in routes.h, list it below and in meson.build. */
 #include "routes.h"
+
+static const struct app_key keys[] = {
+	{ "bcrypt_cost", APP_KEY_INT, 4, 15, "10",
+	  "bcrypt work factor of POST /hash (each step doubles the time)" },
+	{ "products", APP_KEY_STRING, 0, 0, "widget:1000, gadget:500, gizmo:100, P001:100, P002:100",
+	  "the catalogue: NAME:STOCK pairs, comma separated (at most 32)" },
+	{ "debug_routes", APP_KEY_BOOL, 0, 0, "off",
+	  "enables test-only routes such as /debug/block; never on in production" },
+};
 
 typedef int (*routes_fn)(struct app *app);
 
 static const routes_fn groups[] = {
 	hello_routes,
 	echo_routes,
-	health_routes,
 	delay_routes,
 	hash_routes,
-	metrics_routes,
 	inventory_routes,
 	orders_routes,
 	email_routes,
@@ -19,12 +27,11 @@ static const routes_fn groups[] = {
 	debug_routes,
 };
 
-int routes_register(struct app *app)
+int forkd_app_init(struct app *app)
 {
-	for (unsigned i = 0; i < sizeof groups / sizeof groups[0]; i++) {
-		int rc = groups[i](app);
-		if (rc)
-			return rc;
-	}
-	return 0;
+	int rc = app_config_declare(app, EXAMPLE_SECTION, keys, sizeof keys / sizeof keys[0]);
+
+	for (unsigned i = 0; !rc && i < sizeof groups / sizeof groups[0]; i++)
+		rc = groups[i](app);
+	return rc;
 }

@@ -1,26 +1,23 @@
-/* routes: the application. Each file registers one group of routes and
- * listeners on the app with <name>_routes(app). */
-#ifndef FORKD_ROUTES_H
-#define FORKD_ROUTES_H
+/* The example app: what forkd_app_init registers, one group per file. Each
+ * file registers its routes and listeners on the app with <name>_routes(app). */
+#ifndef EXAMPLE_ROUTES_H
+#define EXAMPLE_ROUTES_H
 
-struct app;
+#include <forkd.h>
 
-/* Registers every group below, in order; 0 or the first negative errno. */
-int routes_register(struct app *app);
+/* The example's config section, [example]. */
+#define EXAMPLE_SECTION "example"
 
 /* GET /hello, GET /json */
 int hello_routes(struct app *app);
 /* POST /echo */
 int echo_routes(struct app *app);
-/* GET /health */
-int health_routes(struct app *app);
 /* GET /delay?ms=N */
 int delay_routes(struct app *app);
-/* GET /metrics (Prometheus) */
-int metrics_routes(struct app *app);
-/* POST /hash, POST /hash/verify (bcrypt on the pool) */
+/* POST /hash, POST /hash/verify (bcrypt on the pool; [example] bcrypt_cost) */
 int hash_routes(struct app *app);
-/* The stock listener on "orderPlaced" and GET /inventory (before orders: it may refuse an order). */
+/* The stock ([example] products), its "orderPlaced" listener and GET
+ * /inventory (before orders: it may refuse an order). */
 int inventory_routes(struct app *app);
 /* POST /orders, which emits "orderPlaced" */
 int orders_routes(struct app *app);
@@ -28,9 +25,9 @@ int orders_routes(struct app *app);
 int email_routes(struct app *app);
 /* The analytics listener on "orderPlaced" */
 int analytics_routes(struct app *app);
-/* GET /debug/stream?kb=N, only with [debug] debug_routes = on */
+/* GET /debug/stream?kb=N, only with [example] debug_routes = on */
 int stream_routes(struct app *app);
-/* GET /debug/block?ms=N (blocks the loop: watchdog tests), only with [debug] debug_routes = on */
+/* GET /debug/block?ms=N (blocks the loop: watchdog tests), only with [example] debug_routes = on */
 int debug_routes(struct app *app);
 
 #endif

@@ -10,8 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "app.h"
-#include "config.h"
+#include "routes.h"
 
 #define BLOCK 16384
 #define MAX_KB (1024 * 1024)
@@ -39,7 +38,7 @@ static void pump(struct stream *s)
 		if (rc < 0) {
 			/* Cannot buffer more: end it unfinished, and close. */
 			struct response *res = s->res;
-			res->close = true;
+			response_set_close(res);
 			stream_free(s);
 			response_end(res);
 			return;
@@ -93,7 +92,7 @@ static int get_stream(struct request *req, struct response *res, void *udata)
 
 int stream_routes(struct app *app)
 {
-	if (!app->cfg->debug_routes)
+	if (!app_config_int(app, "debug_routes"))
 		return 0;
 	memset(block, 'x', sizeof block);
 	return app_get(app, "/debug/stream", get_stream, NULL);

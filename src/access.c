@@ -120,7 +120,7 @@ void access_log_request(const struct app *app, const struct request *req, int st
 		return;
 	double now = ev_now(app->loop);
 	l.len = 0;
-	puts_(&l, app_client_addr(app, req, addr, sizeof addr));
+	puts_(&l, request_client_addr(req, addr, sizeof addr));
 	puts_(&l, " - - [");
 	puts_(&l, time_local(now));
 	puts_(&l, "] ");

@@ -41,6 +41,8 @@ void app_free(struct app *app)
 {
 	if (!app)
 		return;
+	app_timers_free(app);
+	app_config_free(app);
 	if (app->router)
 		router_free(app->router);
 	if (app->events)
@@ -121,67 +123,6 @@ bool app_is_shared(const struct app *app, const char *event)
 	return app->shared && emitter_has(app->shared, event, strlen(event));
 }
 
-static bool peer_trusted(const struct app *app, const struct request *req)
-{
-	return app->trusted.count && addr_list_match(&app->trusted, &req->conn->peer.sin6_addr);
-}
-
-/* The nearest address of an X-Forwarded-For list that is not a trusted proxy,
- * walking from the right (each proxy appends the address it saw). */
-static bool forwarded_for(const struct app *app, const char *v, size_t len, char *out,
-			  size_t outlen)
-{
-	const char *end = v + len;
-	bool found = false;
-
-	while (end > v) {
-		const char *start = end;
-		while (start > v && start[-1] != ',')
-			start--;
-		const char *a = start, *b = end;
-		while (a < b && (*a == ' ' || *a == '\t'))
-			a++;
-		while (b > a && (b[-1] == ' ' || b[-1] == '\t'))
-			b--;
-		struct in6_addr addr;
-		if (addr_parse(a, (size_t)(b - a), &addr))
-			break; /* garbage: trust nothing further left */
-		snprintf(out, outlen, "%.*s", (int)(b - a), a);
-		found = true;
-		if (!addr_list_match(&app->trusted, &addr))
-			break;
-		end = start > v ? start - 1 : v;
-	}
-	return found;
-}
-
-const char *app_client_addr(const struct app *app, const struct request *req, char *out,
-			    size_t len)
-{
-	size_t n;
-	const char *v;
-	struct in6_addr addr;
-
-	if (peer_trusted(app, req)) {
-		if ((v = request_header(req, "x-forwarded-for", &n)) && forwarded_for(app, v, n, out, len))
-			return out;
-		if ((v = request_header(req, "x-real-ip", &n)) && addr_parse(v, n, &addr) == 0) {
-			snprintf(out, len, "%.*s", (int)n, v);
-			return out;
-		}
-	}
-	if (!conn_peer(req->conn, out, len))
-		snprintf(out, len, "-");
-	return out;
-}
-
-const char *app_client_scheme(const struct app *app, const struct request *req)
-{
-	if (peer_trusted(app, req) && request_header_is(req, "x-forwarded-proto", "https"))
-		return "https";
-	return "http";
-}
-
 static bool is_json_type(const struct request *req)
 {
 	size_t len;
@@ -224,7 +165,7 @@ json_t *app_json_body(struct request *req, struct response *res)
 	return v;
 }
 
-int app_check_head(struct app *app, struct request *req)
+static int app_check_head(struct app *app, struct request *req)
 {
 	struct route_match m;
 
@@ -259,7 +200,7 @@ static void fail_route(struct app *app, struct request *req, int code)
 	}
 }
 
-void app_handle(struct app *app, struct request *req)
+static void app_handle(struct app *app, struct request *req)
 {
 	struct route_event ev = {req, &req->res};
 	struct route_match m;
@@ -297,7 +238,7 @@ void app_handle(struct app *app, struct request *req)
 		response_error(&req->res, 404, "not found");
 }
 
-void app_abort(struct app *app, struct request *req)
+static void app_abort(struct app *app, struct request *req)
 {
 	struct response *res = &req->res;
 
@@ -318,7 +259,7 @@ static double request_seconds(const struct app *app, const struct request *req)
 	return req->start > 0 && now > req->start ? now - req->start : 0;
 }
 
-void app_finish(struct app *app, struct request *req)
+static void app_finish(struct app *app, struct request *req)
 {
 	struct route_event ev = {req, &req->res};
 
@@ -328,10 +269,18 @@ void app_finish(struct app *app, struct request *req)
 	access_log_request(app, req, 0);
 }
 
-void app_bad_request(struct app *app, struct request *req, int status)
+static void app_bad_request(struct app *app, struct request *req, int status)
 {
 	log_debug("bad request: %d %s", status, req->error_reason ? req->error_reason : "");
 	scoreboard_response(req->head_done ? req->method_id : -1, status,
 			    request_seconds(app, req));
 	access_log_request(app, req, status);
 }
+
+const struct conn_handler app_conn_handler = {
+	.check_head = app_check_head,
+	.handle = app_handle,
+	.abort = app_abort,
+	.finish = app_finish,
+	.bad_request = app_bad_request,
+};

@@ -61,7 +61,6 @@
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
-#include "app.h"
 #include "log.h"
 #include "pool.h"
 
@@ -104,7 +103,7 @@ struct link {
 };
 
 struct bus {
-	struct app *app;
+	struct bus_hooks hooks;
 	struct ev_loop *loop;
 	char host[256];
 	char port[8];
@@ -200,10 +199,7 @@ static void link_up(struct link *l)
 	log_info("bus: commands connection to redis %s:%s up", b->host, b->port);
 	ev_timer_set(&l->timer, WATCHDOG_EVERY, WATCHDOG_EVERY);
 	ev_timer_start(b->loop, &l->timer);
-	int rc = emitter_emit(b->app->events, BUS_READY_EVENT, b);
-	if (rc < 0)
-		log_error("bus: a %s listener failed: %s", BUS_READY_EVENT,
-			  rc < -1 ? strerror(-rc) : "listener error");
+	b->hooks.ready(b->hooks.ctx);
 }
 
 /* A message on the events connection: re-emit it here unless we sent it. */
@@ -226,13 +222,9 @@ static void deliver(struct link *l, const redisReply *channel, const redisReply 
 			log_warn("bus: unreadable message on %.*s ignored", (int)channel->len,
 				 channel->str);
 		}
-	} else if (strcmp(origin, b->origin) != 0 && app_is_shared(b->app, event)) {
-		struct app_event ev = {.data = data, .origin = origin};
+	} else if (strcmp(origin, b->origin) != 0 && b->hooks.wants(b->hooks.ctx, event)) {
 		b->stats.received++;
-		/* Straight to the local listeners: app_emit would publish it again. */
-		int rc = emitter_emit(b->app->events, event, &ev);
-		if (rc < 0)
-			log_warn("bus: a listener failed on %s from %s", event, origin);
+		b->hooks.deliver(b->hooks.ctx, event, data, origin);
 	}
 	json_decref(msg);
 }
@@ -396,7 +388,7 @@ static void link_resolve(struct link *l)
 	snprintf(r->host, sizeof r->host, "%s", b->host);
 	snprintf(r->port, sizeof r->port, "%s", b->port);
 	l->state = LINK_RESOLVING;
-	r->handle = pool_submit(b->app->pool, resolve_work, resolve_done, r);
+	r->handle = pool_submit(b->hooks.pool, resolve_work, resolve_done, r);
 	if (!r->handle) {
 		free(r);
 		link_retry(l, "failed", "the pool is full; cannot resolve the name now");
@@ -477,20 +469,20 @@ static int parse_hostport(struct bus *b, const char *s)
 	return 0;
 }
 
-struct bus *bus_new(struct app *app, const char *hostport)
+struct bus *bus_new(const struct bus_hooks *hooks, const char *hostport)
 {
 	struct bus *b = calloc(1, sizeof *b);
 	char name[256];
 
 	if (!b)
 		return NULL;
-	if (parse_hostport(b, hostport) || (!b->numeric && !app->pool)) {
+	if (parse_hostport(b, hostport) || (!b->numeric && !hooks->pool)) {
 		free(b);
 		errno = EINVAL;
 		return NULL;
 	}
-	b->app = app;
-	b->loop = app->loop;
+	b->hooks = *hooks;
+	b->loop = hooks->loop;
 	if (gethostname(name, sizeof name))
 		snprintf(name, sizeof name, "localhost");
 	name[sizeof name - 1] = '\0';
@@ -507,7 +499,7 @@ static void link_close(struct link *l)
 	ev_timer_stop(b->loop, &l->timer);
 	if (l->job) {
 		l->job->link = NULL;
-		pool_cancel(b->app->pool, l->job->handle);
+		pool_cancel(b->hooks.pool, l->job->handle);
 		l->job = NULL;
 	}
 	/* Hand what is buffered (a last PUBLISH) to the kernel: one
@@ -621,11 +613,6 @@ const char *bus_state_name(enum bus_state state)
 	default:
 		return "off";
 	}
-}
-
-const char *bus_origin(const struct bus *bus)
-{
-	return bus->origin;
 }
 
 void bus_get_stats(const struct bus *bus, struct bus_stats *out)

@@ -10,8 +10,9 @@
 
 #include <jansson.h>
 
-struct app;
 struct bus;
+struct ev_loop;
+struct pool;
 struct redisReply;
 
 /* What /health reports. */
@@ -34,14 +35,23 @@ struct bus_stats {
  * bus stopped). The reply is freed when the callback returns. */
 typedef void (*bus_reply_fn)(const struct redisReply *reply, void *udata);
 
-/* The application event emitted (locally) each time the command connection
- * comes up, with the bus as its argument: the moment to seed shared state. */
-#define BUS_READY_EVENT "busReady"
+/* What the bus needs of its worker, and how it tells the app what happens:
+ * the bus knows no app, only these hooks. */
+struct bus_hooks {
+	struct ev_loop *loop;
+	struct pool *pool; /* resolves a host name (getaddrinfo blocks); NULL for an address */
+	/* the commands connection came up: the moment to seed shared state */
+	void (*ready)(void *ctx);
+	/* whether event is one this worker shares (others are ignored) */
+	bool (*wants)(void *ctx, const char *event);
+	/* an event published by another worker or host, data borrowed */
+	void (*deliver)(void *ctx, const char *event, json_t *data, const char *origin);
+	void *ctx;
+};
 
-/* Creates app's bus for hostport ("host:port", "[v6]:port") and starts
- * connecting once the loop runs; a host name is resolved on app->pool, so
- * app->pool must exist. NULL with errno set on failure. */
-struct bus *bus_new(struct app *app, const char *hostport);
+/* Creates a bus for hostport ("host:port", "[v6]:port") and starts
+ * connecting once the loop runs. NULL with errno set on failure. */
+struct bus *bus_new(const struct bus_hooks *hooks, const char *hostport);
 /* Closes both connections: commands still waiting get their callback with
  * NULL. Call it before the pool is freed. NULL is allowed. */
 void bus_free(struct bus *bus);
@@ -59,8 +69,6 @@ bool bus_ready(const struct bus *bus);
 enum bus_state bus_state(const struct bus *bus);
 /* "off", "down" or "up". */
 const char *bus_state_name(enum bus_state state);
-/* This worker's origin, "host:pid", as written into what it publishes. */
-const char *bus_origin(const struct bus *bus);
 /* Fills in the counters (zeros for NULL). */
 void bus_get_stats(const struct bus *bus, struct bus_stats *out);
 

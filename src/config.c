@@ -25,6 +25,7 @@
 #include "config.h"
 
 #include "addr.h"
+#include "forkd.h"
 #include "log.h"
 
 #include <arpa/inet.h>
@@ -137,8 +138,6 @@ static const struct key keys[] = {
 		"pool threads per worker for CPU-heavy work; auto = usable CPUs / workers, rounded up" },
 	{ "hash", "queue_max", T_AUTO, FIELD(queue_max), 1, 1000000, "auto", NULL,
 		"jobs waiting per worker before new ones are refused; auto = 64 per thread" },
-	{ "hash", "bcrypt_cost", T_INT, FIELD(bcrypt_cost), 4, 15, "10", NULL,
-		"bcrypt work factor (each step doubles the time)" },
 
 	{ "log", "error_log", T_PATH, FIELD(error_log), 0, 0, "stderr", error_log_words,
 		"where errors and notices go" },
@@ -158,8 +157,9 @@ static const struct key keys[] = {
 	{ "bus", "redis", T_HOSTPORT, FIELD(redis), 0, 0, "", NULL,
 		"Redis server carrying events between workers and hosts; empty = off" },
 
-	{ "debug", "debug_routes", T_BOOL, FIELD(debug_routes), 0, 0, "off", NULL,
-		"enables test-only routes such as /debug/block; never on in production" },
+	{ "app", "module", T_STRING, FIELD(app_module), 0, 0, "", NULL,
+		"the app: a shared object each worker loads (a relative path is taken from "
+		"the config file's folder); --app overrides it; empty = no app" },
 };
 
 #define NKEYS (sizeof keys / sizeof keys[0])
@@ -767,22 +767,54 @@ static void fail_key(struct load *ld, const char *section, const char *name,
 		SHOW, value, cut ? "..." : "", why, allowed);
 }
 
-/* A [section] header names a known section, or the load fails here. */
+/* Adds a line of a section forkd does not own to cfg's app entries. */
+static void keep_entry(struct load *ld, const char *section, size_t slen, const char *name,
+		       const char *value)
+{
+	struct config *cfg = ld->cfg;
+
+	if (slen >= sizeof cfg->app_entries[0].section) {
+		fail(ld, ld->lineno, "[%.*s]: section name too long; allowed: at most %zu characters",
+		     SHOW, section, sizeof cfg->app_entries[0].section - 1);
+		return;
+	}
+	for (int i = 0; *name && i < cfg->napp_entries; i++) {
+		const struct config_entry *e = &cfg->app_entries[i];
+		if (strlen(e->section) == slen && !strncmp(e->section, section, slen) &&
+		    !strcmp(e->name, name)) {
+			fail(ld, ld->lineno, "[%s] %.*s = '%.*s': duplicate key, first set on line %d; "
+			     "allowed: each key once", e->section, SHOW, name, SHOW, value, e->line);
+			return;
+		}
+	}
+	if (cfg->napp_entries == CONFIG_MAX_APP_ENTRIES || strlen(name) >= sizeof cfg->app_entries[0].name ||
+	    strlen(value) >= sizeof cfg->app_entries[0].value) {
+		fail(ld, ld->lineno, "[%.*s] %.*s: too long or too many app lines; allowed: at most %d "
+		     "lines, names of %zu and values of %zu characters", (int)slen, section, SHOW, name,
+		     CONFIG_MAX_APP_ENTRIES, sizeof cfg->app_entries[0].name - 1,
+		     sizeof cfg->app_entries[0].value - 1);
+		return;
+	}
+	struct config_entry *e = &cfg->app_entries[cfg->napp_entries++];
+	memcpy(e->section, section, slen);
+	e->section[slen] = '\0';
+	snprintf(e->name, sizeof e->name, "%s", name);
+	snprintf(e->value, sizeof e->value, "%s", value);
+	e->line = ld->lineno;
+}
+
+/* A [section] header forkd does not know is kept for the app, which may
+ * claim it (config_app_check); an empty one is reported there too. */
 static void check_section(struct load *ld, const char *s)
 {
-	char list[WHY];
-
 	if (*s != '[')
 		return;
 	const char *close = strchr(s, ']');
 	if (!close)
 		return; /* inih reports the malformed line */
 	size_t n = (size_t)(close - s - 1);
-	if (section_known(s + 1, n))
-		return;
-	section_list(list, sizeof list);
-	fail(ld, ld->lineno, "[%.*s]: unknown section; allowed: %s", (int)(n > SHOW ? SHOW : n),
-		s + 1, list);
+	if (!section_known(s + 1, n))
+		keep_entry(ld, s + 1, n, "", "");
 }
 
 /* inih's reader: the next line, counted, without leading blanks. */
@@ -837,6 +869,10 @@ static int on_key(void *user, const char *section, const char *name, const char 
 		section_list(allowed, sizeof allowed);
 		fail_key(ld, section, name, value, "key outside any section", allowed);
 		return 0;
+	}
+	if (!section_known(section, strlen(section))) {
+		keep_entry(ld, section, strlen(section), name, unquote(value, plain, sizeof plain));
+		return !ld->err_line;
 	}
 	const struct key *k = key_find(section, name);
 	if (!k) {
@@ -916,6 +952,30 @@ void config_defaults(struct config *cfg)
 	}
 }
 
+/* Makes a relative [app] module path relative to the folder of the config
+ * file that names it, as an operator reading the file would expect. */
+static int resolve_module(struct config *cfg, const char *path, char *err, size_t errlen)
+{
+	char dir[CONFIG_STR], full[CONFIG_STR * 2];
+	const char *slash = strrchr(path, '/');
+
+	if (!cfg->app_module[0] || cfg->app_module[0] == '/')
+		return 0;
+	if (slash)
+		snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
+	else if (!getcwd(dir, sizeof dir))
+		snprintf(dir, sizeof dir, ".");
+	snprintf(full, sizeof full, "%s/%s", slash && slash == path ? "" : dir, cfg->app_module);
+	if (strlen(full) >= sizeof cfg->app_module) {
+		snprintf(err, errlen, "%s: [app] module = '%.*s': the path from the config's folder "
+			 "is too long; allowed: at most %zu characters", path, SHOW, cfg->app_module,
+			 sizeof cfg->app_module - 1);
+		return -EINVAL;
+	}
+	snprintf(cfg->app_module, sizeof cfg->app_module, "%s", full);
+	return 0;
+}
+
 int config_load(struct config *cfg, const char *path, char *err, size_t errlen)
 {
 	struct config next;
@@ -940,6 +1000,8 @@ int config_load(struct config *cfg, const char *path, char *err, size_t errlen)
 	rc = parse_file(&ld);
 	free(ld.line);
 	fclose(ld.fp);
+	if (rc == 0)
+		rc = resolve_module(&next, path, ld.err, ld.errlen);
 	if (rc == 0) {
 		strcpy(next.path, path);
 		*cfg = next; /* only a fully valid file replaces what the caller has */
@@ -1013,5 +1075,139 @@ void config_dump(const struct config *cfg, int fd)
 		describe(k, allowed, sizeof allowed);
 		dprintf(fd, "# %s; default %s; allowed: %s\n%s =%s%s\n", k->help,
 			*k->def ? k->def : "empty", allowed, k->name, *value ? " " : "", value);
+	}
+}
+
+/* ---- the app's section ---- */
+
+/* The row a declared app key would have in the table above. */
+static struct key app_row(const char *section, const struct app_key *k)
+{
+	static const enum type types[] = {
+		[APP_KEY_INT] = T_LONG, [APP_KEY_SIZE] = T_SIZE, [APP_KEY_DURATION] = T_DURATION,
+		[APP_KEY_BOOL] = T_BOOL, [APP_KEY_STRING] = T_STRING,
+	};
+	struct key row = { section, k->name, T_STRING, 0, CONFIG_STR, k->min, k->max,
+			   k->def ? k->def : "", NULL, k->help ? k->help : "" };
+
+	if ((unsigned)k->type < sizeof types / sizeof types[0])
+		row.type = types[k->type];
+	return row;
+}
+
+/* Parses v as row into *num; 0 or -EINVAL with why. */
+static int app_parse(const struct key *row, const char *v, double *num, char *why)
+{
+	long long n;
+	size_t size;
+	int b;
+	int rc;
+
+	switch (row->type) {
+	case T_LONG:
+		rc = parse_int(row, v, &n, why);
+		*num = (double)n;
+		return rc;
+	case T_SIZE:
+		rc = parse_size(row, v, &size, why);
+		*num = (double)size;
+		return rc;
+	case T_DURATION:
+		return parse_duration(row, v, num, why);
+	case T_BOOL:
+		rc = parse_bool(v, &b, why);
+		*num = b;
+		return rc;
+	default:
+		*num = 0;
+		return strlen(v) >= row->size ? say(why, "too long (%zu characters)", strlen(v)) : 0;
+	}
+}
+
+static const struct config_entry *app_entry(const struct config *cfg, const char *section,
+					    const char *name)
+{
+	for (int i = 0; i < cfg->napp_entries; i++)
+		if (!strcmp(cfg->app_entries[i].section, section) &&
+		    !strcmp(cfg->app_entries[i].name, name))
+			return &cfg->app_entries[i];
+	return NULL;
+}
+
+int config_app_value(const struct config *cfg, const char *section, const struct app_key *k,
+		     double *num, char *text, size_t textlen, char *err, size_t errlen)
+{
+	char why[WHY], allowed[WHY];
+	struct key row = app_row(section, k);
+	const struct config_entry *e = app_entry(cfg, section, k->name);
+	const char *v = e ? e->value : row.def;
+
+	if (app_parse(&row, v, num, why) == 0) {
+		snprintf(text, textlen, "%s", v);
+		return 0;
+	}
+	describe(&row, allowed, sizeof allowed);
+	if (e)
+		snprintf(err, errlen, "%s:%d: [%s] %.*s = '%.*s%s': %s; allowed: %s", cfg->path,
+			 e->line, section, SHOW, k->name, SHOW, v, strlen(v) > SHOW ? "..." : "",
+			 why, allowed);
+	else
+		snprintf(err, errlen, "the app's default [%s] %s = '%.*s': %s; allowed: %s", section,
+			 k->name, SHOW, v, why, allowed);
+	return -EINVAL;
+}
+
+static bool app_key_known(const struct app_key *keys, size_t n, const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(keys[i].name, name))
+			return true;
+	return false;
+}
+
+int config_app_check(const struct config *cfg, const char *section, const struct app_key *keys,
+		     size_t n, char *err, size_t errlen)
+{
+	char allowed[WHY];
+
+	for (int i = 0; i < cfg->napp_entries; i++) {
+		const struct config_entry *e = &cfg->app_entries[i];
+		if (section && !strcmp(e->section, section)) {
+			if (!*e->name || app_key_known(keys, n, e->name))
+				continue;
+			allowed[0] = '\0';
+			for (size_t j = 0; j < n; j++)
+				list_add(allowed, sizeof allowed, keys[j].name);
+			snprintf(err, errlen, "%s:%d: [%s] %.*s = '%.*s': unknown key in [%s]; "
+				 "allowed: %s", cfg->path, e->line, e->section, SHOW, e->name, SHOW,
+				 e->value, e->section, allowed);
+			return -EINVAL;
+		}
+		section_list(allowed, sizeof allowed);
+		if (section)
+			list_add(allowed, sizeof allowed, section);
+		snprintf(err, errlen, "%s:%d: [%s]: unknown section (%s); allowed: %s", cfg->path,
+			 e->line, e->section, section ? "the app declared another one"
+			 : cfg->app_module[0] ? "the app declared none" : "no [app] module is loaded",
+			 allowed);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+void config_app_dump(const struct config *cfg, const char *section, const struct app_key *keys,
+		     size_t n, int fd)
+{
+	char allowed[WHY], text[CONFIG_STR], err[WHY * 2];
+	double num;
+
+	dprintf(fd, "\n[%s]\n", section);
+	for (size_t i = 0; i < n; i++) {
+		struct key row = app_row(section, &keys[i]);
+		if (config_app_value(cfg, section, &keys[i], &num, text, sizeof text, err, sizeof err))
+			snprintf(text, sizeof text, "%s", row.def);
+		describe(&row, allowed, sizeof allowed);
+		dprintf(fd, "# %s; default %s; allowed: %s\n%s =%s%s\n", row.help,
+			*row.def ? row.def : "empty", allowed, row.name, *text ? " " : "", text);
 	}
 }

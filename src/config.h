@@ -10,6 +10,20 @@
 #define CONFIG_STR 256
 #define CONFIG_MAX_LISTEN 8
 
+#define CONFIG_MAX_APP_ENTRIES 64
+
+struct app_key;
+
+/* A line of a section forkd does not own: the app's, checked when the app
+ * declares its keys (config_app_check). A section header alone is kept too,
+ * with an empty name, so an empty unknown section is still reported. */
+struct config_entry {
+	char section[32];
+	char name[64];
+	char value[CONFIG_STR];
+	int line;
+};
+
 /* One parsed network address ("127.0.0.1:8080", "[::1]:8080", "*:8080"). */
 struct config_addr {
 	char host[64]; /* numeric address; "" means every address */
@@ -52,7 +66,6 @@ struct config {
 	/* [hash] */
 	int threads;                     /* 0 = auto: ceil(CPUs / workers) */
 	int queue_max;                   /* 0 = auto: 64 per thread */
-	int bcrypt_cost;
 
 	/* [log] */
 	char error_log[CONFIG_STR];      /* path or "stderr" */
@@ -69,8 +82,12 @@ struct config {
 	/* [bus] */
 	char redis[CONFIG_STR];          /* host:port, "" = off */
 
-	/* [debug] */
-	int debug_routes;                /* enables test-only routes such as /debug/block */
+	/* [app] */
+	char app_module[CONFIG_STR];     /* "" = no app; made absolute by config_load */
+
+	/* the sections forkd does not know, kept for the app to claim */
+	struct config_entry app_entries[CONFIG_MAX_APP_ENTRIES];
+	int napp_entries;
 };
 
 /* Fills cfg with the built-in defaults (the values conf/forkd.conf documents). */
@@ -90,6 +107,20 @@ int config_workers(const struct config *cfg);
 int config_threads(const struct config *cfg);
 /* Pool queue bound per worker after resolving auto. */
 int config_queue_max(const struct config *cfg);
+/* Parses the value of app key k of section (the file's, else its default)
+ * into *num (whole numbers, sizes and booleans as themselves, durations in
+ * seconds) and text (as written, cut to textlen). 0, or -EINVAL with err set
+ * to "FILE:LINE: [section] key = 'value': why; allowed: ...". */
+int config_app_value(const struct config *cfg, const char *section, const struct app_key *k,
+		     double *num, char *text, size_t textlen, char *err, size_t errlen);
+/* Checks that every line of the sections forkd does not know belongs to the
+ * app's section (NULL: the app declared none) and names one of its n keys;
+ * 0, or -EINVAL with err naming the first line that does not. */
+int config_app_check(const struct config *cfg, const char *section, const struct app_key *keys,
+		     size_t n, char *err, size_t errlen);
+/* Writes the app's section with its effective values, as config_dump does. */
+void config_app_dump(const struct config *cfg, const char *section, const struct app_key *keys,
+		     size_t n, int fd);
 /* Writes the effective configuration in the file's own syntax (for -T and tests). */
 void config_dump(const struct config *cfg, int fd);
 

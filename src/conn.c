@@ -60,7 +60,6 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 
-#include "app.h"
 #include "config.h"
 #include "conn_batch.h"
 #include "log.h"
@@ -100,11 +99,12 @@ static void io_cb(struct ev_loop *loop, ev_io *w, int revents);
 static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents);
 
 int conn_env_init(struct conn_env *env, struct ev_loop *loop, struct app *app,
-		  const struct config *cfg)
+		  const struct conn_handler *handler, const struct config *cfg)
 {
 	memset(env, 0, sizeof *env);
 	env->loop = loop;
 	env->app = app;
+	env->handler = handler;
 	env->cfg = cfg;
 	env->limits.max_request_line = cfg->max_request_line;
 	env->limits.max_header_size = cfg->max_header_size;
@@ -215,7 +215,7 @@ static bool reading_request(const struct conn *c)
 static int on_head(struct request *req, void *udata)
 {
 	struct conn *c = udata;
-	int status = app_check_head(c->env->app, req);
+	int status = c->env->handler->check_head(c->env->app, req);
 
 	if (status == 0 && req->expect_continue && (req->content_length > 0 || req->chunked)) {
 		static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -279,7 +279,7 @@ void conn_close(struct conn *c)
 
 	c->depth++; /* an abort callback that ends the response must not close c again */
 	if ((c->flags & F_DISPATCHED) && c->req)
-		app_abort(env->app, c->req);
+		env->handler->abort(env->app, c->req);
 	ev_io_stop(env->loop, &c->io);
 	ev_timer_stop(env->loop, &c->timer);
 	conn_batch_forget(c);
@@ -444,7 +444,7 @@ static void bad_request(struct conn *c)
 	req->res.close = true;
 	if (!response_started(&req->res) && response_error(&req->res, status, reason))
 		doom(c);
-	app_bad_request(c->env->app, req, status);
+	c->env->handler->bad_request(c->env->app, req, status);
 }
 
 /* Whether the connection may carry another request after this one. */
@@ -469,7 +469,7 @@ static void finish_request(struct conn *c)
 	c->queued++;
 	c->env->requests++;
 	pace_request(&c->env->pace, &c->pace_mark);
-	app_finish(c->env->app, req);
+	c->env->handler->finish(c->env->app, req);
 	if (req->res.close || c->env->draining) {
 		c->flags |= F_CLOSING;
 		return;
@@ -533,7 +533,7 @@ static void process(struct conn *c, const char *data, size_t len)
 		c->flags |= F_DISPATCHED;
 		if (!keep_going(c))
 			req->res.close = true;
-		app_handle(c->env->app, req);
+		c->env->handler->handle(c->env->app, req);
 		if (response_ended(&req->res))
 			finish_request(c);
 	}

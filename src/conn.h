@@ -21,10 +21,27 @@
 struct app;
 struct config;
 
+/* How connections hand their requests to the app: conn knows no app, only
+ * these calls and the pointer it passes them (which it also copies into
+ * each request, for the app's own use). */
+struct conn_handler {
+	/* a complete head, before its body is read: 0, or a status to refuse with */
+	int (*check_head)(struct app *app, struct request *req);
+	/* a complete request: answer it now or later */
+	void (*handle)(struct app *app, struct request *req);
+	/* the client left before the response ended */
+	void (*abort)(struct app *app, struct request *req);
+	/* the response has been completely queued */
+	void (*finish)(struct app *app, struct request *req);
+	/* bad input was answered with status before reaching the app */
+	void (*bad_request)(struct app *app, struct request *req, int status);
+};
+
 /* What every connection of a worker shares. One per worker. */
 struct conn_env {
 	struct ev_loop *loop;
-	struct app *app;
+	struct app *app;           /* opaque here: passed to handler's calls */
+	const struct conn_handler *handler;
 	const struct config *cfg;
 	struct http_limits limits;
 	struct buf_pool bufs;      /* spare input and output buffers */
@@ -66,9 +83,9 @@ struct conn {
 	struct sockaddr_in6 peer; /* IPv4 peers as v4-mapped */
 };
 
-/* Prepares env for a worker; 0 or -ENOMEM. */
+/* Prepares env for a worker whose requests go to handler with app; 0 or -ENOMEM. */
 int conn_env_init(struct conn_env *env, struct ev_loop *loop, struct app *app,
-		  const struct config *cfg);
+		  const struct conn_handler *handler, const struct config *cfg);
 /* Frees the spare requests and buffers that went unused since the previous
  * call, and once no request came in between, hands what spares and closed
  * connections freed back to the system (malloc_trim can take a millisecond,

@@ -1,15 +1,24 @@
-/* main: the command line. Finds and checks the configuration, applies the
- * command-line overrides, opens the error log and hands over to the primary. */
+/* main: the command line (forkd_main). Finds and checks the configuration,
+ * applies the command-line overrides, opens the error log and hands over to
+ * the primary. `forkd -t` also loads the app the way a worker would, in a
+ * child process, since the primary itself never runs app code. */
 #include "config.h"
+#include "forkd.h"
 #include "log.h"
 #include "primary.h"
+#include "worker.h"
 
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <ev.h>
+
+#include "app.h"
 
 #ifndef FORKD_VERSION
 #define FORKD_VERSION "unknown"
@@ -29,12 +38,13 @@ static const char *const default_paths[] = {
 enum { EXIT_CONFIG = 1, EXIT_USAGE = 2 };
 
 /* Long options without a short form. */
-enum { OPT_LISTEN = 256, OPT_WORKERS };
+enum { OPT_LISTEN = 256, OPT_WORKERS, OPT_APP };
 
 /* What the command line asked for. */
 struct cli {
 	const char *path;    /* -c, or NULL */
 	const char *listen;  /* --listen, or NULL */
+	const char *app;     /* --app, or NULL */
 	int workers;         /* --workers, 0 = not given */
 	int test;            /* -t: check the configuration and exit */
 	int dump;            /* -T: check it and print the effective values */
@@ -45,15 +55,16 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 		"usage: forkd [-c FILE] [-t | -T] [-s stop|quit|reload|reopen] [--listen HOST:PORT]\n"
-		"             [--workers N] [-v] [-h]\n"
+		"             [--workers N] [--app MODULE] [-v] [-h]\n"
 		"  -c, --config FILE    configuration file (default: conf/forkd.conf if it\n"
 		"                       exists, else /etc/forkd/forkd.conf, else built-in defaults)\n"
-		"  -t, --test           check the configuration and exit\n"
+		"  -t, --test           check the configuration, load the app, and exit\n"
 		"  -T, --dump           check the configuration, print every effective value, exit\n"
 		"  -s, --signal ACTION  signal the forkd whose pid is in [server] pidfile: stop\n"
 		"                       (graceful), quit (fast), reload (config), reopen (logs)\n"
 		"      --listen H:P     listen on H:P instead of [server] listen\n"
 		"      --workers N      run N workers (1..256) instead of [server] workers\n"
+		"      --app MODULE     load the app module MODULE instead of [app] module\n"
 		"  -v, --version        print the version and exit\n"
 		"  -h, --help           print this help and exit\n");
 }
@@ -84,6 +95,7 @@ static int parse_args(int argc, char **argv, struct cli *cli)
 		{ "help", no_argument, NULL, 'h' },
 		{ "listen", required_argument, NULL, OPT_LISTEN },
 		{ "workers", required_argument, NULL, OPT_WORKERS },
+		{ "app", required_argument, NULL, OPT_APP },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
@@ -97,6 +109,7 @@ static int parse_args(int argc, char **argv, struct cli *cli)
 		case 'v': printf("forkd %s\n", FORKD_VERSION); return 0;
 		case 'h': usage(stdout); return 0;
 		case OPT_LISTEN: cli->listen = optarg; break;
+		case OPT_APP: cli->app = optarg; break;
 		case OPT_WORKERS:
 			if (!(cli->workers = parse_workers(optarg)))
 				return EXIT_USAGE;
@@ -123,6 +136,25 @@ static const char *config_path(const struct cli *cli)
 	return NULL;
 }
 
+/* --app: the module path, made absolute from the current folder; nonzero
+ * after printing why it cannot be used. */
+static int set_app(struct config *cfg, const char *path)
+{
+	char cwd[CONFIG_STR];
+	int n;
+
+	if (path[0] == '/' || !getcwd(cwd, sizeof cwd))
+		n = snprintf(cfg->app_module, sizeof cfg->app_module, "%s", path);
+	else
+		n = snprintf(cfg->app_module, sizeof cfg->app_module, "%s/%s", cwd, path);
+	if (n < 0 || (size_t)n >= sizeof cfg->app_module) {
+		fprintf(stderr, "forkd: --app '%s': path too long; allowed: at most %zu characters\n",
+			path, sizeof cfg->app_module - 1);
+		return 1;
+	}
+	return 0;
+}
+
 /* Loads path (or the defaults) and applies the overrides; 0 or an exit code. */
 static int configure(struct config *cfg, const char *path, const struct cli *cli)
 {
@@ -140,7 +172,37 @@ static int configure(struct config *cfg, const char *path, const struct cli *cli
 	}
 	if (cli->workers)
 		cfg->workers = cli->workers;
+	if (cli->app && set_app(cfg, cli->app))
+		return EXIT_USAGE;
 	return 0;
+}
+
+/* In a child, as a worker would: loads the app, runs its init and checks
+ * its config section; with dump, prints the app's keys. The child's exit
+ * status says whether that worked; its stderr says why not. */
+static int check_app(const struct config *cfg, int dump)
+{
+	pid_t pid = fork();
+	int status;
+
+	if (pid < 0) {
+		fprintf(stderr, "forkd: cannot fork to check the app: %s\n", strerror(errno));
+		return EXIT_CONFIG;
+	}
+	if (pid == 0) {
+		struct ev_loop *loop = ev_default_loop(EVFLAG_AUTO | EVFLAG_NOENV);
+		struct app *app = loop ? app_new(loop, cfg, 0) : NULL;
+		if (!app)
+			_exit(WORKER_EXIT_ERROR);
+		int rc = worker_app_start(app, cfg);
+		if (rc == 0 && dump && app->section)
+			config_app_dump(cfg, app->section, app->keys, app->nkeys, STDOUT_FILENO);
+		_exit(rc);
+	}
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return EXIT_CONFIG;
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : EXIT_CONFIG;
 }
 
 static int report_test(const struct config *cfg, const char *path, int dump)
@@ -149,12 +211,14 @@ static int report_test(const struct config *cfg, const char *path, int dump)
 		fflush(stdout);
 		config_dump(cfg, STDOUT_FILENO);
 	}
+	if (check_app(cfg, dump))
+		return EXIT_CONFIG;
 	printf("forkd: configuration file %s test is successful\n",
 		path ? path : "(built-in defaults)");
 	return 0;
 }
 
-int main(int argc, char **argv)
+int forkd_main(int argc, char **argv, int (*init)(struct app *app))
 {
 	struct cli cli = { 0 };
 	struct config cfg;
@@ -168,6 +232,7 @@ int main(int argc, char **argv)
 		return rc;
 	if (cli.signal)
 		return primary_signal(&cfg, cli.signal);
+	worker_set_app(init);
 	if (cli.test)
 		return report_test(&cfg, path, cli.dump);
 

@@ -6,21 +6,11 @@
 
 #include <stddef.h>
 
+#include "forkd.h" /* enum pool_status, pool_work_fn, pool_done_fn */
+
 struct ev_loop;
 struct pool;
 struct pool_job;
-
-/* How a job ended, as seen by its done callback. */
-enum pool_status {
-	POOL_DONE = 0,      /* work ran to completion */
-	POOL_CANCELED = 1,  /* pool_cancel before or during work: do not use the result */
-	POOL_ABANDONED = 2, /* the pool was stopped fast before work ran */
-};
-
-/* Runs on a pool thread; must not touch the loop or connection memory. */
-typedef void (*pool_work_fn)(void *arg);
-/* Runs on the loop thread exactly once per accepted job; owns arg from then on. */
-typedef void (*pool_done_fn)(void *arg, enum pool_status status);
 
 /* Counters for metrics (read on the loop thread). */
 struct pool_stats {

@@ -85,9 +85,9 @@ void response_free(struct response *res)
 	buf_free(&res->headers);
 }
 
-void response_set_status(struct response *res, int status)
+void response_set_close(struct response *res)
 {
-	res->status = status;
+	res->close = true;
 }
 
 static bool header_text_ok(const char *s)

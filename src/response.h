@@ -50,8 +50,8 @@ void response_init(struct response *res, struct conn *conn, struct request *req)
 void response_reset(struct response *res);
 /* Releases res's memory. */
 void response_free(struct response *res);
-/* Sets the status code (default 200). */
-void response_set_status(struct response *res, int status);
+/* Makes the connection close once this response is sent. */
+void response_set_close(struct response *res);
 /* Adds a header line; -EINVAL when name or value holds CR, LF or NUL (or the
  * name is one forkd sets itself), -ENOMEM, -EALREADY after the head was sent. */
 int response_set_header(struct response *res, const char *name, const char *value);

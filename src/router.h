@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 
+#include "forkd.h"
 #include "buf.h"
 #include "emitter.h"
 
@@ -16,16 +17,6 @@
 struct request;
 struct response;
 struct router;
-
-/* A route handler, Express style. Returns 0, or a negative value for a failure
- * (the app then emits "error" and answers 500 if nothing was sent yet). */
-typedef int (*route_fn)(struct request *req, struct response *res, void *udata);
-
-/* What the emitter passes to a route's listener. */
-struct route_event {
-	struct request *req;
-	struct response *res;
-};
 
 /* One ":name" parameter of a matched path: name from the pattern, value raw
  * (still percent-encoded) inside the path that was matched. */

@@ -34,12 +34,16 @@
 
 #include "access.h"
 #include "app.h"
+#include "builtin.h"
 #include "bus.h"
 #include "conn.h"
 #include "log.h"
+#include "module.h"
 #include "pool.h"
-#include "routes.h"
 #include "scoreboard.h"
+
+/* The app linked into this binary (forkd_main's init); NULL: [app] module. */
+static int (*linked_init)(struct app *app);
 
 /* How long to pause accepting after EMFILE/ENFILE, so the loop does not spin. */
 #define ACCEPT_PAUSE 0.1
@@ -345,6 +349,31 @@ static int watch_served(struct worker *w)
 	return app_on(w->app, "finish", count_served, w);
 }
 
+void worker_set_app(int (*init)(struct app *app))
+{
+	linked_init = init;
+}
+
+int worker_app_start(struct app *app, const struct config *cfg)
+{
+	char err[1024];
+	int (*init)(struct app *) = linked_init;
+
+	if (!init && cfg->app_module[0]) {
+		void *handle;
+		if (module_load(cfg->app_module, &init, &handle, err, sizeof err)) {
+			log_error("%s", err);
+			return WORKER_EXIT_CONFIG;
+		}
+		/* Never unloaded: the worker's exit releases it with everything else. */
+	}
+	if (app_start(app, init, err, sizeof err)) {
+		log_error("%s", err);
+		return WORKER_EXIT_CONFIG;
+	}
+	return 0;
+}
+
 static int setup(struct worker *w)
 {
 	const struct config *cfg = w->args->cfg;
@@ -355,7 +384,7 @@ static int setup(struct worker *w)
 		return WORKER_EXIT_ERROR;
 	}
 	w->app = app_new(w->loop, cfg, w->args->slot);
-	if (!w->app || conn_env_init(&w->env, w->loop, w->app, cfg)) {
+	if (!w->app || conn_env_init(&w->env, w->loop, w->app, &app_conn_handler, cfg)) {
 		log_error("out of memory starting the worker");
 		return WORKER_EXIT_ERROR;
 	}
@@ -366,11 +395,6 @@ static int setup(struct worker *w)
 		log_error("cannot open the access log %s: %s", cfg->access_log, strerror(-arc));
 		return WORKER_EXIT_CONFIG;
 	}
-	int rc = routes_register(w->app);
-	if (rc) {
-		log_error("cannot register the routes: %s", strerror(-rc));
-		return WORKER_EXIT_CONFIG;
-	}
 	w->app->pool = pool_new(w->loop, (unsigned)config_threads(cfg),
 				(unsigned)config_queue_max(cfg));
 	if (!w->app->pool) {
@@ -378,12 +402,20 @@ static int setup(struct worker *w)
 		return WORKER_EXIT_ERROR;
 	}
 	pool_set_idle_cb(w->app->pool, on_pool_idle, w);
-	if (cfg->max_requests > 0 && watch_served(w)) {
-		log_error("out of memory starting the worker");
+	if (app_bus_start(w->app)) {
+		log_error("cannot start the Redis bus for %s: %s", cfg->redis, strerror(errno));
 		return WORKER_EXIT_ERROR;
 	}
-	if (cfg->redis[0] && !(w->app->bus = bus_new(w->app, cfg->redis))) {
-		log_error("cannot start the Redis bus for %s: %s", cfg->redis, strerror(errno));
+	int rc = worker_app_start(w->app, cfg);
+	if (rc)
+		return rc;
+	rc = builtin_routes(w->app);
+	if (rc) {
+		log_error("cannot register /health and /metrics: %s", strerror(-rc));
+		return WORKER_EXIT_ERROR;
+	}
+	if (cfg->max_requests > 0 && watch_served(w)) {
+		log_error("out of memory starting the worker");
 		return WORKER_EXIT_ERROR;
 	}
 	return WORKER_EXIT_OK;

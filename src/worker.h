@@ -19,6 +19,15 @@ struct worker_args {
 	int channel_fd; /* socketpair end for "ready" and other notes; -1 = none */
 };
 
+struct app;
+
+/* Makes every worker run init as its app instead of loading [app] module
+ * (a single binary with the app linked in); call before primary_run. */
+void worker_set_app(int (*init)(struct app *app));
+/* Loads the app (linked in, or [app] module) into app and runs its init and
+ * config check; 0, or WORKER_EXIT_CONFIG after logging why. */
+int worker_app_start(struct app *app, const struct config *cfg);
+
 /* Runs the worker loop until a stop; returns an enum worker_exit code. Called
  * in the child after fork (or directly, for a single-process run). */
 int worker_run(const struct worker_args *args);

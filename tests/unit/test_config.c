@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "forkd.h"
 #include "log.h"
 
 /* The temporary file the last load() wrote; messages name it. */
@@ -116,7 +117,6 @@ static void test_defaults(void **state)
 	assert_int_equal(c.max_output, 4 << 20);
 	assert_int_equal(c.threads, 0);
 	assert_int_equal(c.queue_max, 0);
-	assert_int_equal(c.bcrypt_cost, 10);
 	assert_string_equal(c.error_log, "stderr");
 	assert_string_equal(c.access_log, "off");
 	assert_string_equal(c.access_log_format, "combined");
@@ -124,7 +124,8 @@ static void test_defaults(void **state)
 	assert_string_equal(c.trusted, "127.0.0.1, ::1");
 	assert_string_equal(c.metrics_allow, "127.0.0.1, ::1");
 	assert_string_equal(c.redis, "");
-	assert_int_equal(c.debug_routes, 0);
+	assert_string_equal(c.app_module, "");
+	assert_int_equal(c.napp_entries, 0);
 }
 
 static const char every_key[] =
@@ -157,7 +158,6 @@ static const char every_key[] =
 	"[hash]\n"
 	"threads = 3\n"
 	"queue_max = 100\n"
-	"bcrypt_cost = 4\n"
 	"[log]\n"
 	"error_log = /var/log/forkd/error.log\n"
 	"access_log = stdout\n"
@@ -169,8 +169,8 @@ static const char every_key[] =
 	"allow = 0.0.0.0/0\n"
 	"[bus]\n"
 	"redis = localhost:6379\n"
-	"[debug]\n"
-	"debug_routes = yes\n";
+	"[app]\n"
+	"module = /opt/app/app.so\n";
 
 static void test_every_key(void **state)
 {
@@ -207,7 +207,6 @@ static void test_every_key(void **state)
 	assert_int_equal(c.max_output, 65536);
 	assert_int_equal(c.threads, 3);
 	assert_int_equal(c.queue_max, 100);
-	assert_int_equal(c.bcrypt_cost, 4);
 	assert_string_equal(c.error_log, "/var/log/forkd/error.log");
 	assert_string_equal(c.access_log, "stdout");
 	assert_string_equal(c.access_log_format, "common");
@@ -215,7 +214,7 @@ static void test_every_key(void **state)
 	assert_string_equal(c.trusted, "10.0.0.0/8, fd00::/8,192.168.1.1");
 	assert_string_equal(c.metrics_allow, "0.0.0.0/0");
 	assert_string_equal(c.redis, "localhost:6379");
-	assert_int_equal(c.debug_routes, 1);
+	assert_string_equal(c.app_module, "/opt/app/app.so");
 }
 
 /* One duration or size value of one key, and what it must become. */
@@ -275,12 +274,12 @@ static void test_bool_words(void **state)
 	for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++) {
 		struct config c;
 		char text[128];
-		snprintf(text, sizeof text, "[debug]\ndebug_routes = %s\n", yes[i]);
+		snprintf(text, sizeof text, "[server]\nio_uring = %s\n", yes[i]);
 		expect_ok(text, &c);
-		assert_int_equal(c.debug_routes, 1);
-		snprintf(text, sizeof text, "[debug]\ndebug_routes = %s\n", no[i]);
+		assert_int_equal(c.io_uring, 1);
+		snprintf(text, sizeof text, "[server]\nio_uring = %s\n", no[i]);
 		expect_ok(text, &c);
-		assert_int_equal(c.debug_routes, 0);
+		assert_int_equal(c.io_uring, 0);
 	}
 }
 
@@ -399,8 +398,8 @@ static void test_bad_values(void **state)
 	expect_value_error("http", "max_body_size = 1.5m",
 		"3: [http] max_body_size = '1.5m': not a size (unknown suffix '.5m'); "
 		"allowed: 0..1g bytes (suffixes k, m, g)");
-	expect_value_error("debug", "debug_routes = maybe",
-		"3: [debug] debug_routes = 'maybe': not a boolean; "
+	expect_value_error("server", "io_uring = maybe",
+		"3: [server] io_uring = 'maybe': not a boolean; "
 		"allowed: on, off, true, false, yes, no, 1, 0");
 	expect_value_error("log", "level = verbose",
 		"3: [log] level = 'verbose': unknown level; allowed: debug, info, warn, error");
@@ -471,10 +470,8 @@ static void test_out_of_range(void **state)
 	expect_value_error("http", "max_body_size = 9999999999999g",
 		"3: [http] max_body_size = '9999999999999g': out of range; "
 		"allowed: 0..1g bytes (suffixes k, m, g)");
-	expect_value_error("hash", "bcrypt_cost = 3",
-		"3: [hash] bcrypt_cost = '3': out of range; allowed: 4..15");
-	expect_value_error("hash", "bcrypt_cost = 16",
-		"3: [hash] bcrypt_cost = '16': out of range; allowed: 4..15");
+	expect_value_error("hash", "threads = 257",
+		"3: [hash] threads = '257': out of range; allowed: auto or 1..256");
 	expect_value_error("hash", "queue_max = 1000001",
 		"3: [hash] queue_max = '1000001': out of range; allowed: auto or 1..1000000");
 }
@@ -537,24 +534,147 @@ static void test_unknown_key(void **state)
 		"3: [http] keepalive = '5': unknown key in [http]; allowed: keepalive_timeout, "
 		"header_timeout, body_timeout, send_timeout, max_request_line, max_header_size, "
 		"max_headers, max_body_size, max_keepalive_requests, max_pipeline, max_output");
-	expect_error("[debug]\n\nWorkers = 5\n",
-		"3: [debug] Workers = '5': unknown key in [debug]; allowed: debug_routes");
+	expect_error("[app]\n\nModule = 5\n",
+		"3: [app] Module = '5': unknown key in [app]; allowed: module");
+}
+
+/* The app keys of the tests below: one of each type. */
+static const struct app_key app_keys[] = {
+	{ "cost", APP_KEY_INT, 4, 15, "10", "work factor" },
+	{ "limit", APP_KEY_SIZE, 0, 1 << 20, "64k", "bytes" },
+	{ "wait", APP_KEY_DURATION, 0, 60, "1.5s", "seconds" },
+	{ "debug", APP_KEY_BOOL, 0, 0, "off", "on or off" },
+	{ "name", APP_KEY_STRING, 0, 0, "widget:5", "text" },
+};
+#define NAPP (sizeof app_keys / sizeof app_keys[0])
+
+/* The app's value of key i in c, as a number and as text. */
+static double app_value(const struct config *c, size_t i, char *text, size_t len)
+{
+	double num = -1;
+
+	if (config_app_value(c, "shop", &app_keys[i], &num, text, len, err, sizeof err))
+		fail_msg("%s", err);
+	return num;
+}
+
+static void test_unknown_section_is_kept_for_the_app(void **state)
+{
+	struct config c;
+	char text[CONFIG_STR];
+	(void)state;
+
+	expect_ok("[server]\nworkers = 2\n[shop]\ncost = 12\nlimit = 1m\nwait = 250ms\n"
+		  "debug = yes\nname = \"a # b\"\n[empty]\n", &c);
+	assert_int_equal(c.workers, 2);
+	assert_int_equal(c.napp_entries, 7); /* [shop], its 5 keys, [empty] */
+	assert_true(app_value(&c, 0, text, sizeof text) == 12);
+	assert_true(app_value(&c, 1, text, sizeof text) == 1 << 20);
+	assert_string_equal(text, "1m");
+	assert_true(app_value(&c, 2, text, sizeof text) == 0.25);
+	assert_true(app_value(&c, 3, text, sizeof text) == 1);
+	app_value(&c, 4, text, sizeof text);
+	assert_string_equal(text, "a # b");
+	/* [empty] was declared by nobody: reported on its own line. */
+	assert_int_equal(config_app_check(&c, "shop", app_keys, NAPP, err, sizeof err), -EINVAL);
+	assert_string_equal(strchr(err, ':'), ":9: [empty]: unknown section (the app declared "
+			    "another one); allowed: server, http, hash, log, proxy, metrics, bus, "
+			    "app, shop");
+}
+
+static void test_app_defaults(void **state)
+{
+	struct config c;
+	char text[CONFIG_STR];
+	(void)state;
+
+	expect_ok("[shop]\n", &c);
+	assert_true(app_value(&c, 0, text, sizeof text) == 10);
+	assert_true(app_value(&c, 1, text, sizeof text) == 65536);
+	assert_true(app_value(&c, 2, text, sizeof text) == 1.5);
+	assert_true(app_value(&c, 3, text, sizeof text) == 0);
+	app_value(&c, 4, text, sizeof text);
+	assert_string_equal(text, "widget:5");
+	assert_int_equal(config_app_check(&c, "shop", app_keys, NAPP, err, sizeof err), 0);
+}
+
+/* Loads text, then expects the app's value of key i to fail with tail. */
+static void expect_app_error(const char *text, size_t i, const char *tail)
+{
+	struct config c;
+	char value[CONFIG_STR];
+	double num;
+
+	expect_ok(text, &c);
+	assert_int_equal(config_app_value(&c, "shop", &app_keys[i], &num, value, sizeof value, err,
+					  sizeof err), -EINVAL);
+	if (strncmp(err, tmp_path, strlen(tmp_path)) || strcmp(err + strlen(tmp_path), tail))
+		fail_msg("got '%s', want '%s%s'", err, tmp_path, tail);
+}
+
+static void test_app_bad_values(void **state)
+{
+	(void)state;
+
+	expect_app_error("[shop]\ncost = 3\n", 0,
+		":2: [shop] cost = '3': out of range; allowed: 4..15");
+	expect_app_error("[shop]\n\ncost = many\n", 0,
+		":3: [shop] cost = 'many': not a whole number; allowed: 4..15");
+	expect_app_error("[shop]\nlimit = 2m\n", 1,
+		":2: [shop] limit = '2m': out of range; allowed: 0..1m bytes (suffixes k, m, g)");
+	expect_app_error("[shop]\nwait = 5x\n", 2,
+		":2: [shop] wait = '5x': not a duration (unknown suffix 'x'); "
+		"allowed: 0..60 seconds (suffixes us, ms, s, m, h)");
+	expect_app_error("[shop]\ndebug = maybe\n", 3,
+		":2: [shop] debug = 'maybe': not a boolean; "
+		"allowed: on, off, true, false, yes, no, 1, 0");
+}
+
+static void test_app_unknown_key_and_duplicates(void **state)
+{
+	struct config c;
+	(void)state;
+
+	expect_ok("[shop]\ncost = 5\ncolour = red\n", &c);
+	assert_int_equal(config_app_check(&c, "shop", app_keys, NAPP, err, sizeof err), -EINVAL);
+	assert_string_equal(strchr(err, ':'), ":3: [shop] colour = 'red': unknown key in [shop]; "
+			    "allowed: cost, limit, wait, debug, name");
+	expect_error("[shop]\ncost = 5\ncost = 6\n",
+		"3: [shop] cost = '6': duplicate key, first set on line 2; allowed: each key once");
 }
 
 static void test_unknown_section(void **state)
 {
+	struct config c;
 	(void)state;
 
-	expect_error("[server]\nworkers = 2\n[htp]\nworkers = 3\n",
-		"3: [htp]: unknown section; "
-		"allowed: server, http, hash, log, proxy, metrics, bus, debug");
+	/* Without an app, every section forkd does not know is an error. */
+	expect_ok("[server]\nworkers = 2\n[htp]\nworkers = 3\n", &c);
+	assert_int_equal(config_app_check(&c, NULL, NULL, 0, err, sizeof err), -EINVAL);
+	assert_string_equal(strchr(err, ':'), ":3: [htp]: unknown section (no [app] module is "
+			    "loaded); allowed: server, http, hash, log, proxy, metrics, bus, app");
 	/* Reported even when the section holds no key. */
-	expect_error("[server]\n\n[Server]\n",
-		"3: [Server]: unknown section; "
-		"allowed: server, http, hash, log, proxy, metrics, bus, debug");
+	expect_ok("[server]\n\n[Server]\n", &c);
+	assert_int_equal(config_app_check(&c, NULL, NULL, 0, err, sizeof err), -EINVAL);
+	assert_string_equal(strchr(err, ':'), ":3: [Server]: unknown section (no [app] module is "
+			    "loaded); allowed: server, http, hash, log, proxy, metrics, bus, app");
 	expect_error("# top\n\nworkers = 2\n",
 		"3: [] workers = '2': key outside any section; "
-		"allowed: server, http, hash, log, proxy, metrics, bus, debug");
+		"allowed: server, http, hash, log, proxy, metrics, bus, app");
+}
+
+static void test_relative_module_path(void **state)
+{
+	struct config c;
+	char want[CONFIG_STR];
+	(void)state;
+
+	expect_ok("[app]\nmodule = lib/app.so\n", &c);
+	snprintf(want, sizeof want, "%.*s/lib/app.so", (int)(strrchr(tmp_path, '/') - tmp_path),
+		 tmp_path);
+	assert_string_equal(c.app_module, want);
+	expect_ok("[app]\nmodule = /abs/app.so\n", &c);
+	assert_string_equal(c.app_module, "/abs/app.so");
 }
 
 static void test_syntax_errors(void **state)
@@ -810,6 +930,13 @@ static void test_shipped_conf_is_defaults(void **state)
 		fail_msg("%s", err);
 	assert_string_equal(got.path, conf_path());
 	memset(got.path, 0, sizeof got.path);
+	/* It loads the example app, whose section is the app's to check. */
+	assert_true(strstr(got.app_module, "/build-release/routes/example.so") != NULL);
+	memset(got.app_module, 0, sizeof got.app_module);
+	for (int i = 0; i < got.napp_entries; i++)
+		assert_string_equal(got.app_entries[i].section, "example");
+	memset(got.app_entries, 0, sizeof got.app_entries);
+	got.napp_entries = 0;
 
 	/* Compare the dumps first: on a mismatch they name the key that differs. */
 	dump_text(&want, dump_want, sizeof dump_want);
@@ -831,6 +958,10 @@ static void test_shipped_conf_has_every_key(void **state)
 	dump_text(&c, text, sizeof text);
 	assert_int_equal(ini_parse_string(text, collect, dumped), 0);
 	assert_int_equal(ini_parse(conf_path(), collect, shipped), 0);
+	/* The example app's keys come last; forkd's own are the dump's. */
+	char *example = strstr(shipped, "example.");
+	if (example)
+		*example = '\0';
 	expect_same_lines(shipped, dumped);
 
 	f = fopen(conf_path(), "r");
@@ -878,6 +1009,11 @@ int main(void)
 		cmocka_unit_test(test_duplicate_key),
 		cmocka_unit_test(test_unknown_key),
 		cmocka_unit_test(test_unknown_section),
+		cmocka_unit_test(test_unknown_section_is_kept_for_the_app),
+		cmocka_unit_test(test_app_defaults),
+		cmocka_unit_test(test_app_bad_values),
+		cmocka_unit_test(test_app_unknown_key_and_duplicates),
+		cmocka_unit_test(test_relative_module_path),
 		cmocka_unit_test(test_syntax_errors),
 		cmocka_unit_test(test_unreadable_file),
 		cmocka_unit_test(test_failed_load_keeps_config),

@@ -295,7 +295,7 @@ static int setup(void **state)
 	f->loop = ev_loop_new(EVFLAG_AUTO);
 	config_defaults(&f->cfg);
 	f->app = f->loop ? app_new(f->loop, &f->cfg, 0) : NULL;
-	if (!f->app || conn_env_init(&f->env, f->loop, f->app, &f->cfg))
+	if (!f->app || conn_env_init(&f->env, f->loop, f->app, &app_conn_handler, &f->cfg))
 		return -1;
 	if (app_get(f->app, "/text", get_text, NULL) || app_get(f->app, "/json", get_json, NULL) ||
 	    app_get(f->app, "/error", get_error, NULL) ||
