@@ -39,7 +39,5 @@ static int get_block(struct request *req, struct response *res, void *udata)
 
 int debug_routes(struct app *app)
 {
-	if (!app_config_int(app, "debug_routes"))
-		return 0;
 	return app_get(app, "/debug/block", get_block, NULL);
 }

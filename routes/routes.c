@@ -23,8 +23,6 @@ static const routes_fn groups[] = {
 	orders_routes,
 	email_routes,
 	analytics_routes,
-	stream_routes,
-	debug_routes,
 };
 
 int forkd_app_init(struct app *app)
@@ -33,5 +31,9 @@ int forkd_app_init(struct app *app)
 
 	for (unsigned i = 0; !rc && i < sizeof groups / sizeof groups[0]; i++)
 		rc = groups[i](app);
+	if (!rc && app_config_int(app, "debug_routes"))
+		rc = stream_routes(app);
+	if (!rc && app_config_int(app, "debug_routes"))
+		rc = debug_routes(app);
 	return rc;
 }

@@ -25,9 +25,9 @@ int orders_routes(struct app *app);
 int email_routes(struct app *app);
 /* The analytics listener on "orderPlaced" */
 int analytics_routes(struct app *app);
-/* GET /debug/stream?kb=N, only with [example] debug_routes = on */
+/* GET /debug/stream?kb=N (test-only: registered with [example] debug_routes = on) */
 int stream_routes(struct app *app);
-/* GET /debug/block?ms=N (blocks the loop: watchdog tests), only with [example] debug_routes = on */
+/* GET /debug/block?ms=N (blocks the loop: watchdog tests; as above, test-only) */
 int debug_routes(struct app *app);
 
 #endif

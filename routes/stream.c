@@ -92,8 +92,6 @@ static int get_stream(struct request *req, struct response *res, void *udata)
 
 int stream_routes(struct app *app)
 {
-	if (!app_config_int(app, "debug_routes"))
-		return 0;
 	memset(block, 'x', sizeof block);
 	return app_get(app, "/debug/stream", get_stream, NULL);
 }

@@ -57,19 +57,20 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	signal(SIGPIPE, SIG_IGN);
 	log_open("stderr", LOG_ERROR);
 	config_defaults(&cfg);
-	cfg.bcrypt_cost = 4;
+	/* The example app as a worker loads it, with the cheapest bcrypt. */
+	cfg.app_entries[0] = (struct config_entry){"example", "bcrypt_cost", "4", 1};
+	cfg.napp_entries = 1;
 	loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOENV);
 	app = loop ? app_new(loop, &cfg, 0) : NULL;
-	if (!app || routes_register(app) || conn_env_init(&env, loop, app, &cfg))
+	if (!app || conn_env_init(&env, loop, app, &app_conn_handler, &cfg))
+		abort();
+	app->pool = pool_new(loop, 1, 4);
+	char err[1024];
+	if (!app->pool || app_start(app, forkd_app_init, err, sizeof err))
 		abort();
 	/* Of the test-only routes, the stream (back-pressure, drain) is fuzzed;
 	 * /debug/block, which sleeps on purpose, is not registered. */
-	cfg.debug_routes = 1;
 	if (stream_routes(app))
-		abort();
-	cfg.debug_routes = 0;
-	app->pool = pool_new(loop, 1, 4);
-	if (!app->pool)
 		abort();
 	return 0;
 }

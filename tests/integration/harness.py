@@ -18,6 +18,9 @@ import unittest
 ROOT = os.environ.get("FORKD_SOURCE_ROOT") or os.path.abspath(
     os.path.join(os.path.dirname(__file__), "..", ".."))
 BIN = os.environ.get("FORKD_BIN") or os.path.join(ROOT, "build", "forkd")
+# The app every test server loads unless a test says otherwise: the example
+# module built beside the binary.
+APP = os.environ.get("FORKD_APP") or os.path.join(os.path.dirname(BIN), "routes", "example.so")
 
 # How long to wait for the server to come up or go down. These are bounds on
 # waiting, not assertions about speed: a slow machine only makes tests wait.
@@ -81,6 +84,7 @@ class Server:
             "server": {"listen": "127.0.0.1:%d" % self.port, "workers": str(workers),
                        "pidfile": self.pidfile},
             "log": {"error_log": self.error_log, "level": "info"},
+            "app": {"module": APP},
         }
         # FORKD_TEST_IO_URING=off runs a whole test file on plain system
         # calls (meson registers the protocol-heavy files a second time so).

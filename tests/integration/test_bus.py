@@ -27,7 +27,7 @@ REDIS_SERVER = shutil.which("redis-server")
 WRK = shutil.which("wrk")
 NO_REDIS = "redis-server not found: install the Debian package redis-server"
 
-CATALOGUE = {"widget": 1000, "gadget": 500, "gizmo": 100}
+CATALOGUE = {"widget": 1000, "gadget": 500, "gizmo": 100, "P001": 100, "P002": 100}
 STOCK_KEY = "forkd:stock"
 # "<time> [info] <pid>#<slot>: message", as log.c writes it.
 LINE = re.compile(r"^\S+ \[(\w+)\] (\d+)#(\w+): (.*)$")
@@ -289,7 +289,7 @@ class StockTest(BusCase):
         self.assertEqual(status, 201, body)
         self.assertEqual((self.stock("widget"), self.stock("gadget")), (998, 0))
         status, _, body = self.server.json("GET", "/inventory")
-        self.assertEqual(body["stock"], {"widget": 998, "gadget": 0, "gizmo": 100})
+        self.assertEqual(body["stock"], dict(CATALOGUE, widget=998, gadget=0))
 
     def test_script_reloaded_after_flush(self):
         """Redis forgetting the script (SCRIPT FLUSH, a restart) costs one EVAL."""

@@ -384,7 +384,9 @@ class CoreTest(Checks, harness.ServerCase):
         self.assertLessEqual({"pid", "scope", "stock"}, set(inv))
         self.assertIsInstance(inv["pid"], int)
         self.assertEqual(inv["scope"], "worker")
-        self.assertEqual(sorted(inv["stock"]), ["gadget", "gizmo", "widget"])
+        # [example] products' default: the seed's P001 and P002 among them.
+        self.assertEqual(inv["stock"], {"widget": 1000, "gadget": 500, "gizmo": 100,
+                                        "P001": 100, "P002": 100})
         for count in inv["stock"].values():
             self.assertIsInstance(count, int)
             self.assertGreaterEqual(count, 0)
@@ -405,9 +407,8 @@ class CoreTest(Checks, harness.ServerCase):
                                 "items": order["items"], "status": "placed"})
         # The inventory listener took the quantities.
         after = self.inventory()["stock"]
-        self.assertEqual(after, {"widget": before["widget"] - 3,
-                                 "gadget": before["gadget"] - 2,
-                                 "gizmo": before["gizmo"]})
+        self.assertEqual(after, dict(before, widget=before["widget"] - 3,
+                                     gadget=before["gadget"] - 2))
         # The email and analytics listeners ran for this order.
         email_line = "email: order %s confirmed to user user-7" % body["id"]
         analytics_line = "analytics: order %s, 2 item(s)" % body["id"]
@@ -419,6 +420,17 @@ class CoreTest(Checks, harness.ServerCase):
             "userId": "u", "items": [{"productId": "gizmo", "quantity": 1}]}))
         self.assertEqual(r2.status, 201)
         self.assertNotEqual(r2.json()["id"], body["id"])
+
+    def test_seed_order(self):
+        """The order of the Node.js notes forkd comes from is accepted as written."""
+        order = {"userId": "U123", "items": [{"productId": "P001", "quantity": 2},
+                                             {"productId": "P002", "quantity": 1}]}
+        before = self.inventory()["stock"]
+        r = exchange(self.server, post_json("/orders", order))
+        self.assert_json(r, 201, r.json())
+        self.assertEqual(r.json()["items"], order["items"])
+        after = self.inventory()["stock"]
+        self.assertEqual(after, dict(before, P001=before["P001"] - 2, P002=before["P002"] - 1))
 
     def test_order_invalid_fields(self):
         cases = [

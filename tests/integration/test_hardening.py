@@ -267,7 +267,7 @@ def read_until_quiet(sock, expect_close, timeout):
 
 class HardeningTest(harness.ServerCase):
     SECTIONS = {"http": {"max_body_size": "4k", "header_timeout": "5", "body_timeout": "5"},
-                "hash": {"bcrypt_cost": "4"}, "debug": {"debug_routes": "on"}}
+                "example": {"bcrypt_cost": "4", "debug_routes": "on"}}
 
     def hello_still_works(self):
         status, _, body = self.server.request("GET", "/hello")

@@ -56,7 +56,7 @@ def stop_and_collect(server):
 
 
 class HashRoutes(harness.ServerCase):
-    SECTIONS = {"hash": {"bcrypt_cost": "4", "threads": "2"}}
+    SECTIONS = {"hash": {"threads": "2"}, "example": {"bcrypt_cost": "4"}}
 
     def make(self, password):
         status, hdrs, body, raw = post(self.server, "/hash", {"password": password})
@@ -223,7 +223,7 @@ class HashUnderPressure(unittest.TestCase):
     """One pool thread and a queue of two, with a cost high enough (12) that
     jobs overlap: the queue fills long before the first job ends."""
 
-    SECTIONS = {"hash": {"threads": "1", "queue_max": "2", "bcrypt_cost": "12"}}
+    SECTIONS = {"hash": {"threads": "1", "queue_max": "2"}, "example": {"bcrypt_cost": "12"}}
 
     def setUp(self):
         self.server = harness.Server(self.SECTIONS).start()

@@ -174,7 +174,7 @@ class Traffic(Checks):
     def sections(cls, io_uring):
         return {"server": {"io_uring": io_uring},
                 "http": {"max_body_size": str(cls.MAX_BODY)},
-                "debug": {"debug_routes": "on"}}  # GET /debug/block
+                "example": {"debug_routes": "on"}}  # GET /debug/block
 
     def test_runs_in_its_mode(self):
         """The traffic below really goes the way this class names."""

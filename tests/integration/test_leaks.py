@@ -97,8 +97,8 @@ class LeakTest(unittest.TestCase):
             self.skipTest("forkd is not built with AddressSanitizer")
         options = os.environ.get("ASAN_OPTIONS", "")
         server = harness.Server(
-            {"http": {"max_body_size": "4k"}, "hash": {"bcrypt_cost": "4"},
-             "debug": {"debug_routes": "on"}},
+            {"http": {"max_body_size": "4k"},
+             "example": {"bcrypt_cost": "4", "debug_routes": "on"}},
             env={"ASAN_OPTIONS": (options + ":" if options else "") + "detect_leaks=1"})
         server.start()
         sent = 0

@@ -160,7 +160,7 @@ class TimeoutTest(harness.ServerCase):
 
     SECTIONS = {"http": {"header_timeout": "1", "body_timeout": "2", "send_timeout": "1",
                          "keepalive_timeout": "2"},
-                "debug": {"debug_routes": "on"}}
+                "example": {"debug_routes": "on"}}
 
     @classmethod
     def setUpClass(cls):

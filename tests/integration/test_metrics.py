@@ -31,7 +31,7 @@ def total(samples, name, **want):
 
 class MetricsTest(harness.ServerCase):
     WORKERS = 2
-    SECTIONS = {"hash": {"bcrypt_cost": "4"}}
+    SECTIONS = {"example": {"bcrypt_cost": "4"}}
 
     def metrics(self):
         status, headers, body = self.server.request("GET", "/metrics")

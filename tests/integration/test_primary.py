@@ -602,7 +602,7 @@ class Control(PrimaryCase):
 
 class Watchdog(PrimaryCase):
     def test_blocked_worker_is_killed_and_replaced(self):
-        s = self.start({"server": {"worker_timeout": "2"}, "debug": {"debug_routes": "on"}})
+        s = self.start({"server": {"worker_timeout": "2"}, "example": {"debug_routes": "on"}})
         victim = wait_slots(s, 1)[0]
         with s.connect(timeout=60) as c:
             c.sendall(b"GET /debug/block?ms=60000 HTTP/1.1\r\nHost: t\r\n\r\n")
