@@ -74,6 +74,7 @@ class Server:
     def __init__(self, sections=None, workers=1, args=None, env=None, wrapper=None):
         # a command forkd runs under, such as ["prlimit", "--nofile=64:64", "--"]
         self.wrapper = list(wrapper or [])
+        self.bin = BIN  # another binary (an installed forkd, an app's own) may be set
         self.dir = tempfile.mkdtemp(prefix="forkd-test-")
         self.port = free_port()
         self.error_log = os.path.join(self.dir, "error.log")
@@ -119,7 +120,7 @@ class Server:
         self.stderr_text = b""
         self.checked = False
         self.ready_lines = self.log().count(READY_LINE)
-        self.proc = subprocess.Popen(self.wrapper + [BIN, "-c", self.conf] + self.args,
+        self.proc = subprocess.Popen(self.wrapper + [self.bin, "-c", self.conf] + self.args,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      env=env, cwd=self.dir)
         if wait and not wait_for(self.ready):
