@@ -113,6 +113,12 @@ int app_patch(struct app *app, const char *path, route_fn fn, void *udata);
 int app_delete(struct app *app, const char *path, route_fn fn, void *udata);
 /* Listens to an application event; 0 or -ENOMEM. */
 int app_on(struct app *app, const char *event, emitter_fn fn, void *udata);
+/* Listens to the event's next emit only (Node's once); 0 or -ENOMEM. */
+int app_once(struct app *app, const char *event, emitter_fn fn, void *udata);
+/* Removes the listener most recently added with fn and udata; 0 or -ENOENT. */
+int app_off(struct app *app, const char *event, emitter_fn fn, void *udata);
+/* How many listeners event has. */
+size_t app_listener_count(const struct app *app, const char *event);
 /* Emits an event to its listeners, synchronously. Returns 1 when a listener
  * ran, 0 when none is registered, or the first negative value one returned.
  * A shared event (arg is a struct app_event) is then published over Redis. */

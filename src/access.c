@@ -34,17 +34,9 @@ int access_set_format(const char *name)
 /* The [time] field, formatted once per second. */
 static const char *time_local(double now)
 {
-	static char text[40];
-	static time_t second = -1;
-	time_t t = (time_t)now;
+	static struct buf_clock clock = {.second = -1};
 
-	if (t != second) {
-		struct tm tm;
-		gmtime_r(&t, &tm);
-		strftime(text, sizeof text, "%d/%b/%Y:%H:%M:%S +0000", &tm);
-		second = t;
-	}
-	return text;
+	return buf_clock_text(&clock, now, "%d/%b/%Y:%H:%M:%S +0000");
 }
 
 /* A line being built in a fixed buffer; overlong fields are cut, never overrun. */

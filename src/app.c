@@ -91,6 +91,21 @@ int app_on(struct app *app, const char *event, emitter_fn fn, void *udata)
 	return emitter_on(app->events, event, fn, udata);
 }
 
+int app_once(struct app *app, const char *event, emitter_fn fn, void *udata)
+{
+	return emitter_once(app->events, event, fn, udata);
+}
+
+int app_off(struct app *app, const char *event, emitter_fn fn, void *udata)
+{
+	return emitter_off(app->events, event, fn, udata);
+}
+
+size_t app_listener_count(const struct app *app, const char *event)
+{
+	return emitter_listener_count(app->events, event);
+}
+
 int app_emit(struct app *app, const char *event, void *arg)
 {
 	int rc = emitter_emit(app->events, event, arg);

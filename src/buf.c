@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* Small first allocation: most request heads and responses fit in it. */
 #define BUF_MIN 1024
@@ -74,16 +75,42 @@ int buf_printf(struct buf *b, const char *fmt, ...)
 	return 0;
 }
 
-int buf_put_u64(struct buf *b, unsigned long long v)
+size_t buf_u64_text(char *out, unsigned long long v)
 {
-	char tmp[24];
+	char tmp[20];
 	char *p = tmp + sizeof tmp;
 
 	do {
 		*--p = (char)('0' + v % 10);
 		v /= 10;
 	} while (v);
-	return buf_append(b, p, (size_t)(tmp + sizeof tmp - p));
+	size_t n = (size_t)(tmp + sizeof tmp - p);
+	memcpy(out, p, n);
+	return n;
+}
+
+uint64_t buf_hash(const char *s, size_t len)
+{
+	uint64_t h = 14695981039346656037ULL;
+
+	for (size_t i = 0; i < len; i++) {
+		h ^= (unsigned char)s[i];
+		h *= 1099511628211ULL;
+	}
+	return h;
+}
+
+const char *buf_clock_text(struct buf_clock *c, double now, const char *format)
+{
+	time_t t = (time_t)now;
+
+	if ((long long)t != c->second) {
+		struct tm tm;
+		gmtime_r(&t, &tm);
+		strftime(c->text, sizeof c->text, format, &tm);
+		c->second = (long long)t;
+	}
+	return c->text;
 }
 
 int buf_hex_digit(unsigned char c)

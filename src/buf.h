@@ -6,6 +6,7 @@
 
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* A byte buffer; data is NULL until the first append. */
 struct buf {
@@ -24,8 +25,20 @@ int buf_append(struct buf *b, const void *p, size_t n);
 int buf_puts(struct buf *b, const char *s);
 /* Appends printf-formatted text; 0 or -ENOMEM. */
 int buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Appends the decimal form of v; 0 or -ENOMEM. */
-int buf_put_u64(struct buf *b, unsigned long long v);
+/* Writes the decimal form of v at out (room for 20 bytes, no NUL); returns
+ * its length. */
+size_t buf_u64_text(char *out, unsigned long long v);
+/* FNV-1a over len bytes: the hash tables' (emitter, router) one hash. */
+uint64_t buf_hash(const char *s, size_t len);
+
+/* A UTC time formatted with strftime at most once a second. */
+struct buf_clock {
+	long long second; /* the second text shows; start at -1 */
+	char text[64];
+};
+/* The text of now (seconds since the epoch) in format, from c's cache when
+ * now falls in the second it last formatted. */
+const char *buf_clock_text(struct buf_clock *c, double now, const char *format);
 /* The value of a hexadecimal digit (either case), or -1. */
 int buf_hex_digit(unsigned char c);
 /* Drops the first n bytes (all of them when n >= len). */

@@ -591,7 +591,8 @@ int bus_publish(struct bus *bus, const char *event, const json_t *data)
 	return rc;
 }
 
-bool bus_ready(const struct bus *bus)
+/* Whether commands can be sent now (the command connection is up). */
+static bool bus_ready(const struct bus *bus)
 {
 	return bus && bus->commands.state == LINK_UP;
 }

@@ -63,8 +63,6 @@ int bus_publish(struct bus *bus, const char *event, const json_t *data);
  * (down) / -ENOMEM, after which it never runs. */
 int bus_command(struct bus *bus, bus_reply_fn fn, void *udata, int argc, const char **argv,
 		const size_t *argvlen);
-/* Whether commands can be sent now (the command connection is up). */
-bool bus_ready(const struct bus *bus);
 /* The state for /health; BUS_OFF for NULL. */
 enum bus_state bus_state(const struct bus *bus);
 /* "off", "down" or "up". */

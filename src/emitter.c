@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "log.h"
 
 /* Listener snapshots up to this size stay on the stack; a route rarely has
@@ -66,17 +67,6 @@ struct emitter {
 	emitter_warn_fn warn;
 };
 
-static uint64_t hash_bytes(const char *s, size_t len)
-{
-	uint64_t h = 14695981039346656037ULL;
-
-	for (size_t i = 0; i < len; i++) {
-		h ^= (unsigned char)s[i];
-		h *= 1099511628211ULL;
-	}
-	return h;
-}
-
 static void default_warn(const char *key, size_t count, size_t max)
 {
 	log_warn("emitter: %zu listeners for \"%s\" exceed the maximum of %zu "
@@ -107,7 +97,7 @@ static size_t find_slot(const struct emitter *e, const char *key, size_t len, ui
 
 static struct entry *lookup(const struct emitter *e, const char *key, size_t len)
 {
-	size_t i = find_slot(e, key, len, hash_bytes(key, len));
+	size_t i = find_slot(e, key, len, buf_hash(key, len));
 
 	return e->slots[i].key ? &e->slots[i] : NULL;
 }
@@ -140,7 +130,7 @@ static struct entry *insert(struct emitter *e, const char *key, size_t len)
 {
 	if ((e->used + 1) * 4 > e->cap * 3 && grow(e) < 0)
 		return NULL;
-	uint64_t h = hash_bytes(key, len);
+	uint64_t h = buf_hash(key, len);
 	struct entry *en = &e->slots[find_slot(e, key, len, h)];
 	char *copy = malloc(len + 1);
 	struct listener **ls = malloc(LIST_MIN * sizeof *ls);

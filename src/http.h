@@ -10,6 +10,7 @@
 
 #include <llhttp.h>
 
+#include "forkd.h" /* what apps call: request_header, request_query, ... */
 #include "buf.h"
 #include "http_frame.h"
 #include "response.h"
@@ -121,15 +122,5 @@ void request_init(struct request *req);
 void request_reset(struct request *req);
 /* Releases the request's memory. */
 void request_free(struct request *req);
-/* The value of header name (case-insensitive) and its length, or NULL. */
-const char *request_header(const struct request *req, const char *name, size_t *len);
-/* Whether the header name's value equals value, ignoring case. */
-bool request_header_is(const struct request *req, const char *name, const char *value);
-/* Copies the decoded query parameter name into out (NUL-terminated). Returns
- * its length, -ENOENT when absent, -EINVAL for bad encoding, -ENOSPC when it
- * does not fit. */
-int request_query(const struct request *req, const char *name, char *out, size_t outlen);
-/* Same for a route parameter (":id"). */
-int request_param(const struct request *req, const char *name, char *out, size_t outlen);
 
 #endif

@@ -71,9 +71,3 @@ int module_load(const char *path, module_init_fn *init, void **handle, char *err
 	*handle = h;
 	return 0;
 }
-
-void module_unload(void *handle)
-{
-	if (handle)
-		dlclose(handle);
-}

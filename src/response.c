@@ -47,20 +47,11 @@ const char *response_reason(int status)
 	return "Unknown";
 }
 
-static char date_line[64];
-static time_t date_second = -1;
-
 const char *response_date(double now)
 {
-	time_t t = (time_t)now;
+	static struct buf_clock date = {.second = -1};
 
-	if (t != date_second) {
-		struct tm tm;
-		gmtime_r(&t, &tm);
-		strftime(date_line, sizeof date_line, "%a, %d %b %Y %H:%M:%S GMT", &tm);
-		date_second = t;
-	}
-	return date_line;
+	return buf_clock_text(&date, now, "%a, %d %b %Y %H:%M:%S GMT");
 }
 
 void response_init(struct response *res, struct conn *conn, struct request *req)
@@ -152,14 +143,7 @@ static void put(struct cursor *c, const char *s, size_t n)
 
 static void put_u64(struct cursor *c, unsigned long long v)
 {
-	char tmp[24];
-	char *e = tmp + sizeof tmp, *q = e;
-
-	do {
-		*--q = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	put(c, q, (size_t)(e - q));
+	c->p += buf_u64_text(c->p, v);
 }
 
 /* Appends the status line and headers to b. */

@@ -9,18 +9,12 @@
 
 #include <jansson.h>
 
+#include "forkd.h" /* what apps call: response_send, response_json, ... */
 #include "buf.h"
 
 struct conn;
 struct request;
 struct response;
-
-/* Called when a streamed response's buffered output falls below the
- * high-water mark again (Node's 'drain'). */
-typedef void (*response_drain_fn)(struct response *res, void *udata);
-/* Called when the client is gone before the response ended: the route must
- * drop every reference to res and req (stop its timer, cancel its job). */
-typedef void (*response_abort_fn)(struct response *res, void *udata);
 
 enum response_state {
 	RESPONSE_IDLE = 0,     /* nothing sent yet */
@@ -50,37 +44,6 @@ void response_init(struct response *res, struct conn *conn, struct request *req)
 void response_reset(struct response *res);
 /* Releases res's memory. */
 void response_free(struct response *res);
-/* Makes the connection close once this response is sent. */
-void response_set_close(struct response *res);
-/* Adds a header line; -EINVAL when name or value holds CR, LF or NUL (or the
- * name is one forkd sets itself), -ENOMEM, -EALREADY after the head was sent. */
-int response_set_header(struct response *res, const char *name, const char *value);
-/* Sends a complete response whose body is copied; 0 or negative errno. */
-int response_send(struct response *res, int status, const char *content_type,
-		  const void *body, size_t len);
-/* Sends a complete response whose body is static memory that outlives it
- * (referenced, not copied, when large); 0 or negative errno. */
-int response_send_static(struct response *res, int status, const char *content_type,
-			 const void *body, size_t len);
-/* Sends value serialised once into the output as application/json; 0 or negative errno. */
-int response_json(struct response *res, int status, const json_t *value);
-/* Sends {"error": message} with status; 0 or negative errno. */
-int response_error(struct response *res, int status, const char *message);
-/* Starts a chunked response with status and content type; 0 or negative errno. */
-int response_stream_begin(struct response *res, int status, const char *content_type);
-/* Writes one chunk. Returns 1 while the output is below the high-water mark
- * (keep writing), 0 when it is above (wait for drain), or negative errno. */
-int response_write(struct response *res, const void *data, size_t len);
-/* Ends a streamed response (the last chunk); 0 or negative errno. */
-int response_end(struct response *res);
-/* Registers the drain callback. */
-void response_on_drain(struct response *res, response_drain_fn fn, void *udata);
-/* Registers the abort callback (client gone before the end). */
-void response_on_abort(struct response *res, response_abort_fn fn, void *udata);
-/* Whether the response has been completely sent to the connection's output. */
-bool response_ended(const struct response *res);
-/* Whether anything was sent yet (status line and headers). */
-bool response_started(const struct response *res);
 /* Called by conn.c after a flush of a streamed response, with the bytes still queued. */
 void response_drained(struct response *res, size_t pending);
 /* The cached "Date: ..." value for now; refreshed at most once per second. */

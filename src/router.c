@@ -72,17 +72,6 @@ struct router {
 	size_t table_used;
 };
 
-static uint64_t hash_bytes(const char *s, size_t len)
-{
-	uint64_t h = 14695981039346656037ULL;
-
-	for (size_t i = 0; i < len; i++) {
-		h ^= (unsigned char)s[i];
-		h *= 1099511628211ULL;
-	}
-	return h;
-}
-
 static int method_index(const char *s, size_t len)
 {
 	for (int i = 0; i < M_COUNT; i++) {
@@ -131,7 +120,7 @@ static int table_grow(struct router *r)
 
 static unsigned exact_methods(const struct router *r, const char *path, size_t len)
 {
-	size_t i = table_slot(r->table, r->table_cap, path, len, hash_bytes(path, len));
+	size_t i = table_slot(r->table, r->table_cap, path, len, buf_hash(path, len));
 
 	return r->table[i].path ? r->table[i].methods : 0;
 }
@@ -142,7 +131,7 @@ static int exact_add(struct router *r, const char *path, int mi)
 
 	if ((r->table_used + 1) * 4 > r->table_cap * 3 && table_grow(r) < 0)
 		return -ENOMEM;
-	uint64_t h = hash_bytes(path, len);
+	uint64_t h = buf_hash(path, len);
 	struct exact *x = &r->table[table_slot(r->table, r->table_cap, path, len, h)];
 	if (!x->path) {
 		if (!(x->path = strdup(path)))

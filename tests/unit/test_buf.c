@@ -59,15 +59,27 @@ static void test_printf_small_and_large(void **state)
 
 static void test_put_u64(void **state)
 {
-	struct buf b;
+	char out[20];
 	(void)state;
-	buf_init(&b);
-	buf_put_u64(&b, 0);
-	buf_puts(&b, ",");
-	buf_put_u64(&b, 18446744073709551615ULL);
-	assert_int_equal(b.len, strlen("0,18446744073709551615"));
-	assert_memory_equal(b.data, "0,18446744073709551615", b.len);
-	buf_free(&b);
+	assert_int_equal(buf_u64_text(out, 0), 1);
+	assert_memory_equal(out, "0", 1);
+	assert_int_equal(buf_u64_text(out, 18446744073709551615ULL), 20);
+	assert_memory_equal(out, "18446744073709551615", 20);
+	assert_int_equal(buf_u64_text(out, 1000), 4);
+	assert_memory_equal(out, "1000", 4);
+}
+
+static void test_hash_and_clock(void **state)
+{
+	struct buf_clock c = {.second = -1};
+	(void)state;
+	/* FNV-1a's published values for "" and "a". */
+	assert_true(buf_hash("", 0) == 14695981039346656037ULL);
+	assert_true(buf_hash("a", 1) == 0xaf63dc4c8601ec8cULL);
+	assert_string_equal(buf_clock_text(&c, 0.5, "%Y-%m-%d %H:%M:%S"), "1970-01-01 00:00:00");
+	/* The same second comes from the cache, even for another format. */
+	assert_string_equal(buf_clock_text(&c, 0.9, "%Y"), "1970-01-01 00:00:00");
+	assert_string_equal(buf_clock_text(&c, 86400, "%Y-%m-%d"), "1970-01-02");
 }
 
 static void test_consume_and_reset(void **state)
@@ -173,6 +185,7 @@ int main(void)
 		cmocka_unit_test(test_growth_keeps_content),
 		cmocka_unit_test(test_printf_small_and_large),
 		cmocka_unit_test(test_put_u64),
+		cmocka_unit_test(test_hash_and_clock),
 		cmocka_unit_test(test_consume_and_reset),
 		cmocka_unit_test(test_pool_reuses_blocks),
 		cmocka_unit_test(test_pool_drops_large_blocks),
