@@ -24,6 +24,7 @@ INCLUDE = os.path.join(ROOT, "include")
 
 # A module whose GET /hello answers TEXT, with one key of its own in [greet].
 HELLO_APP = r"""
+#include <stdio.h>
 #include <string.h>
 #include <forkd.h>
 
@@ -42,9 +43,21 @@ static int hello(struct request *req, struct response *res, void *udata)
 	return response_send(res, 200, "text/plain", body, strlen(body));
 }
 
+/* What the request says of its client: "SCHEME ADDRESS". */
+static int who(struct request *req, struct response *res, void *udata)
+{
+	char addr[64], body[80];
+	(void)udata;
+	request_client_addr(req, addr, sizeof addr);
+	int n = snprintf(body, sizeof body, "%s %s", request_scheme(req), addr);
+	return response_send(res, 200, "text/plain", body, (size_t)n);
+}
+
 int forkd_app_init(struct app *app)
 {
 	int rc = app_config_declare(app, "greet", keys, 2);
+	if (!rc)
+		rc = app_get(app, "/who", who, NULL);
 	return rc ? rc : app_get(app, "/hello", hello, app);
 }
 """
@@ -173,6 +186,17 @@ class LoadTest(ModuleCase):
                       "greeting = hello\n", out)
         self.assertIn("[app]\n", out)
 
+    def test_client_scheme_and_address_behind_a_trusted_proxy(self):
+        so = build(HELLO_APP, self.path("hello.so"))
+        fwd = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.9"}
+        s = self.server(so).start()  # [proxy] trusted defaults to 127.0.0.1, ::1
+        self.assertEqual(s.request("GET", "/who", headers=fwd)[::2], (200, b"https 203.0.113.9"))
+        self.assertEqual(s.request("GET", "/who")[::2], (200, b"http 127.0.0.1"))
+        s.stop()
+        # The same headers from a peer that is not trusted count for nothing.
+        s = self.server(so, {"proxy": {"trusted": "10.0.0.0/8"}}).start()
+        self.assertEqual(s.request("GET", "/who", headers=fwd)[::2], (200, b"http 127.0.0.1"))
+
     def test_app_option_overrides_the_config(self):
         so = build(HELLO_APP, self.path("hello.so"), "from --app")
         s = Server(args=["--app", so])
@@ -259,6 +283,16 @@ class ReloadTest(ModuleCase):
         self.assertIn("app module %s: cannot load" % app, s.log())
         self.assertEqual(s.request("GET", "/hello")[::2], (200, b"old"))
         self.assertTrue(wait_for(lambda: s.workers() == pids, 10), (s.workers(), pids))
+
+    def test_bad_app_value_on_reload_keeps_the_old_workers(self):
+        app = build(HELLO_APP, self.path("app.so"), "old")
+        s = self.server(app, {"greet": {"times": "2"}}).start()
+        s.sections["greet"]["times"] = "0"
+        s.write_conf()
+        self.reload(s, "reload failed")
+        self.assertRegex(s.log(), r"%s:\d+: \[greet\] times = '0': out of range; allowed: 1..5"
+                         % re.escape(s.conf))
+        self.assertEqual(s.request("GET", "/hello")[::2], (200, b"oldold"))
 
     @unittest.skipUnless(WRK, "wrk not found: scripts/deps installs it")
     def test_replaced_module_goes_live_with_no_failed_request(self):
