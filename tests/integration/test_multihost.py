@@ -60,9 +60,10 @@ class Host:
             f.write("[server]\nlisten = %s:%d\nworkers = %d\npidfile = %s\n"
                     "[log]\nerror_log = %s\nlevel = info\n"
                     "[proxy]\ntrusted = %s\n"
-                    "[bus]\nredis = %s:%d\n" % (
+                    "[bus]\nredis = %s:%d\n"
+                    "[app]\nmodule = %s\n" % (
                         addr, PORT, WORKERS, os.path.join(self.dir, "forkd.pid"),
-                        self.error_log, HUB, HUB, REDIS_PORT))
+                        self.error_log, HUB, HUB, REDIS_PORT, harness.APP))
         self.proc = None
 
     def start(self):
