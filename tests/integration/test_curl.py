@@ -114,7 +114,7 @@ class CurlTest(harness.ServerCase):
         self.assertEqual(json.loads(body), {"error": "items must be an array of 1 to 100 items"})
         status, _, body = self.one(self.url("/inventory"))
         self.assertEqual(status, 200)
-        self.assertEqual(sorted(json.loads(body)["stock"]), ["gadget", "gizmo", "widget"])
+        self.assertEqual(sorted(json.loads(body)["stock"]), ["P001", "P002", "gadget", "gizmo", "widget"])
 
     def test_404_and_405(self):
         status, _, body = self.one(self.url("/nope"))
