@@ -127,6 +127,16 @@ int app_emit(struct app *app, const char *event, void *arg);
  * each emitting it to its own listeners once; 0 or -ENOMEM. */
 int app_share(struct app *app, const char *event);
 
+/* ---- built-in middleware ---- */
+
+/* Serves the files of [static] root under [static] prefix (GET and HEAD):
+ * Content-Type by extension, ETag and Last-Modified with 304, single byte
+ * ranges (206, 416), NAME.gz for clients that take gzip, index.html for a
+ * directory; nothing outside root is ever opened. Runs before the routes.
+ * 0 (also when [static] root is empty: nothing is served), or a negative
+ * errno (the reason logged) when root cannot be opened. */
+int app_use_static(struct app *app);
+
 /* ---- the worker ---- */
 
 /* The worker's slot (0 .. workers-1). */

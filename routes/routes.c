@@ -29,6 +29,8 @@ int forkd_app_init(struct app *app)
 {
 	int rc = app_config_declare(app, EXAMPLE_SECTION, keys, sizeof keys / sizeof keys[0]);
 
+	if (!rc)
+		rc = app_use_static(app); /* [static]: routes/public in the shipped config */
 	for (unsigned i = 0; !rc && i < sizeof groups / sizeof groups[0]; i++)
 		rc = groups[i](app);
 	if (!rc && app_config_int(app, "debug_routes"))

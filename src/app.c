@@ -15,6 +15,7 @@
 #include "config.h"
 #include "log.h"
 #include "scoreboard.h"
+#include "static.h"
 
 struct app *app_new(struct ev_loop *loop, const struct config *cfg, int slot)
 {
@@ -43,6 +44,7 @@ void app_free(struct app *app)
 		return;
 	app_timers_free(app);
 	app_config_free(app);
+	static_close(app->statics);
 	if (app->router)
 		router_free(app->router);
 	if (app->events)

@@ -18,7 +18,7 @@ struct config;
 struct ev_loop;
 struct pool;
 
-struct app_timer_list;
+struct static_dir;
 struct app_value;
 
 /* One worker's application. */
@@ -38,6 +38,7 @@ struct app {
 	const struct app_key *keys;     /* its keys, and their parsed values */
 	struct app_value *values;
 	size_t nkeys;
+	struct static_dir *statics;     /* app_use_static; NULL when off */
 };
 
 /* Creates the app with its emitter and router; NULL on ENOMEM. */

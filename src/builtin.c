@@ -10,13 +10,18 @@
  * a proxy in front must be allowed explicitly. */
 #include "builtin.h"
 
+#include <errno.h>
+
 #include <string.h>
 #include <unistd.h>
 
 #include "app.h"
 #include "bus.h"
+#include "config.h"
 #include "conn.h"
+#include "log.h"
 #include "metrics.h"
+#include "static.h"
 
 static int get_health(struct request *req, struct response *res, void *udata)
 {
@@ -57,6 +62,39 @@ static int add_unless_taken(struct app *app, const char *path, route_fn fn)
 	if (router_match(app->router, "GET", 3, path, strlen(path), &m) == ROUTER_FOUND)
 		return 0;
 	return app_get(app, path, fn, app);
+}
+
+/* The "request" listener of app_use_static: answers the paths under its prefix. */
+static int serve_static(void *event, void *udata)
+{
+	struct route_event *ev = event;
+
+	static_serve(udata, ev->req, ev->res);
+	return 0;
+}
+
+int app_use_static(struct app *app)
+{
+	const struct config *cfg = app->cfg;
+	char err[512];
+
+	if (app->statics) {
+		log_error("app_use_static: already on");
+		return -EALREADY;
+	}
+	if (!cfg->static_root[0])
+		return 0; /* [static] root empty: no static files */
+	int rc = static_open(&app->statics, cfg->static_prefix, cfg->static_root,
+			     cfg->static_types, cfg->static_openat2, err, sizeof err);
+	if (rc) {
+		log_error("%s", err);
+		return rc;
+	}
+	if (app->slot == 0)
+		log_info("static files: %s from %s (%s)", cfg->static_prefix, cfg->static_root,
+			 static_beneath(app->statics) ? "openat2, RESOLVE_BENEATH"
+						      : "a walk that follows no symlink");
+	return app_on(app, "request", serve_static, app->statics);
 }
 
 int builtin_routes(struct app *app)

@@ -157,6 +157,16 @@ static const struct key keys[] = {
 	{ "bus", "redis", T_HOSTPORT, FIELD(redis), 0, 0, "", NULL,
 		"Redis server carrying events between workers and hosts; empty = off" },
 
+	{ "static", "prefix", T_STRING, FIELD(static_prefix), 0, 0, "/static/", NULL,
+		"URL prefix the static files are served under (app_use_static); starts and ends with /" },
+	{ "static", "root", T_STRING, FIELD(static_root), 0, 0, "", NULL,
+		"directory of the static files (relative to the config file's folder); empty = none" },
+	{ "static", "types", T_STRING, FIELD(static_types), 0, 0, "", NULL,
+		"more Content-Types by extension: EXT:TYPE, comma separated" },
+	{ "static", "openat2", T_BOOL, FIELD(static_openat2), 0, 0, "on", NULL,
+		"open files with openat2's RESOLVE_BENEATH where the kernel has it; off = a walk "
+		"that follows no symlink at all" },
+
 	{ "app", "module", T_STRING, FIELD(app_module), 0, 0, "", NULL,
 		"the app: a shared object each worker loads (a relative path is taken from "
 		"the config file's folder); --app overrides it; empty = no app" },
@@ -952,28 +962,37 @@ void config_defaults(struct config *cfg)
 	}
 }
 
-/* Makes a relative [app] module path relative to the folder of the config
- * file that names it, as an operator reading the file would expect. */
-static int resolve_module(struct config *cfg, const char *path, char *err, size_t errlen)
+/* Makes a relative path (of key section.name, in value) relative to the
+ * folder of the config file that names it, as an operator reading the file
+ * would expect. */
+static int resolve_path(char *value, size_t size, const char *path, const char *key,
+			char *err, size_t errlen)
 {
 	char dir[CONFIG_STR], full[CONFIG_STR * 2];
 	const char *slash = strrchr(path, '/');
 
-	if (!cfg->app_module[0] || cfg->app_module[0] == '/')
+	if (!value[0] || value[0] == '/')
 		return 0;
 	if (slash)
 		snprintf(dir, sizeof dir, "%.*s", (int)(slash - path), path);
 	else if (!getcwd(dir, sizeof dir))
 		snprintf(dir, sizeof dir, ".");
-	snprintf(full, sizeof full, "%s/%s", slash && slash == path ? "" : dir, cfg->app_module);
-	if (strlen(full) >= sizeof cfg->app_module) {
-		snprintf(err, errlen, "%s: [app] module = '%.*s': the path from the config's folder "
-			 "is too long; allowed: at most %zu characters", path, SHOW, cfg->app_module,
-			 sizeof cfg->app_module - 1);
+	snprintf(full, sizeof full, "%s/%s", slash && slash == path ? "" : dir, value);
+	if (strlen(full) >= size) {
+		snprintf(err, errlen, "%s: %s = '%.*s': the path from the config's folder is too "
+			 "long; allowed: at most %zu characters", path, key, SHOW, value, size - 1);
 		return -EINVAL;
 	}
-	snprintf(cfg->app_module, sizeof cfg->app_module, "%s", full);
+	snprintf(value, size, "%s", full);
 	return 0;
+}
+
+static int resolve_paths(struct config *cfg, const char *path, char *err, size_t errlen)
+{
+	int rc = resolve_path(cfg->app_module, sizeof cfg->app_module, path, "[app] module", err,
+			      errlen);
+	return rc ? rc : resolve_path(cfg->static_root, sizeof cfg->static_root, path,
+				      "[static] root", err, errlen);
 }
 
 int config_load(struct config *cfg, const char *path, char *err, size_t errlen)
@@ -1001,7 +1020,7 @@ int config_load(struct config *cfg, const char *path, char *err, size_t errlen)
 	free(ld.line);
 	fclose(ld.fp);
 	if (rc == 0)
-		rc = resolve_module(&next, path, ld.err, ld.errlen);
+		rc = resolve_paths(&next, path, ld.err, ld.errlen);
 	if (rc == 0) {
 		strcpy(next.path, path);
 		*cfg = next; /* only a fully valid file replaces what the caller has */

@@ -82,6 +82,12 @@ struct config {
 	/* [bus] */
 	char redis[CONFIG_STR];          /* host:port, "" = off */
 
+	/* [static] */
+	char static_prefix[CONFIG_STR];
+	char static_root[CONFIG_STR];    /* "" = none; made absolute by config_load */
+	char static_types[CONFIG_STR];
+	int static_openat2;
+
 	/* [app] */
 	char app_module[CONFIG_STR];     /* "" = no app; made absolute by config_load */
 

@@ -337,6 +337,11 @@ int conn_out_static(struct conn *c, const void *data, size_t len)
 	return outq_ref(&c->out, &c->env->bufs, data, len);
 }
 
+int conn_out_file(struct conn *c, int fd, off_t off, size_t len, const struct stat *st)
+{
+	return outq_file(&c->out, &c->env->bufs, fd, off, len, st);
+}
+
 size_t conn_out_pending(const struct conn *c)
 {
 	return outq_pending(&c->out);
@@ -383,8 +388,9 @@ void conn_flush(struct conn *c)
 {
 	if (c->flags & F_DEAD)
 		return;
-	if (outq_pending(&c->out) && conn_batch_write(c))
-		return; /* written with the loop iteration's other writes */
+	/* Memory goes with the loop iteration's other writes; a file by sendfile. */
+	if (outq_pending(&c->out) && !outq_file_next(&c->out) && conn_batch_write(c))
+		return;
 	while (outq_pending(&c->out) && write_progress(c, outq_write(&c->out, c->fd)))
 		;
 	after_write(c);

@@ -107,6 +107,9 @@ void conn_close_all(struct conn_env *env);
 int conn_out(struct conn *c, const void *data, size_t len);
 /* Output for response.c: appends static memory by reference; 0 or -ENOMEM. */
 int conn_out_static(struct conn *c, const void *data, size_t len);
+/* Output for response.c: len bytes of the open file fd from off, sent with
+ * sendfile; the connection owns fd from then on (see outq_file). 0 or -ENOMEM. */
+int conn_out_file(struct conn *c, int fd, off_t off, size_t len, const struct stat *st);
 /* The buffer responses serialise into (for in-place formatting). */
 struct buf *conn_outbuf(struct conn *c);
 /* Records that len bytes were appended to conn_outbuf directly. */

@@ -14,8 +14,10 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <unistd.h>
 
 /* Bodies at least this large are referenced rather than copied. */
 #define REF_MIN 4096
@@ -31,15 +33,24 @@ void outq_init(struct outq *q)
 
 void outq_free(struct outq *q, struct buf_pool *pool)
 {
+	for (size_t i = 0; i < q->nsegs; i++)
+		if (q->segs[i].fd >= 0)
+			close(q->segs[i].fd);
 	buf_pool_give(pool, &q->buf);
 	free(q->segs);
 	outq_init(q);
 }
 
-static int seg_push(struct outq *q, const char *ext, size_t len)
+static bool is_buf(const struct outq_seg *s)
 {
-	if (q->nsegs && !ext && !q->segs[q->nsegs - 1].ext) {
-		q->segs[q->nsegs - 1].len += len;
+	return !s->ext && s->fd < 0;
+}
+
+/* Appends a segment (a copy of *seg), merged into the last when both are buffer runs. */
+static int seg_add(struct outq *q, const struct outq_seg *seg)
+{
+	if (q->nsegs && is_buf(seg) && is_buf(&q->segs[q->nsegs - 1])) {
+		q->segs[q->nsegs - 1].len += seg->len;
 		return 0;
 	}
 	if (q->nsegs == q->segs_cap) {
@@ -50,10 +61,23 @@ static int seg_push(struct outq *q, const char *ext, size_t len)
 		q->segs = s;
 		q->segs_cap = cap;
 	}
-	q->segs[q->nsegs].ext = ext;
-	q->segs[q->nsegs].len = len;
-	q->nsegs++;
+	q->segs[q->nsegs++] = *seg;
 	return 0;
+}
+
+static int seg_push(struct outq *q, const char *ext, size_t len)
+{
+	struct outq_seg seg = {.ext = ext, .len = len, .fd = -1};
+
+	return seg_add(q, &seg);
+}
+
+/* Turns the queue into segments (the unwritten buffer becomes the first). */
+static int to_segments(struct outq *q)
+{
+	size_t buffered = q->buf.len - q->off;
+
+	return q->nsegs == 0 && buffered ? seg_push(q, NULL, buffered) : 0;
 }
 
 struct buf *outq_buf(struct outq *q, struct buf_pool *pool)
@@ -83,13 +107,30 @@ int outq_ref(struct outq *q, struct buf_pool *pool, const void *data, size_t len
 {
 	if (len < REF_MIN)
 		return outq_copy(q, pool, data, len);
-	size_t buffered = q->buf.len - q->off;
-	if (q->nsegs == 0 && buffered && seg_push(q, NULL, buffered))
-		return -ENOMEM;
-	if (seg_push(q, data, len))
+	if (to_segments(q) || seg_push(q, data, len))
 		return -ENOMEM;
 	q->pending += len;
 	return 0;
+}
+
+int outq_file(struct outq *q, struct buf_pool *pool, int fd, off_t off, size_t len,
+	      const struct stat *st)
+{
+	struct outq_seg seg = {.len = len, .fd = fd, .off = off, .mtime = st->st_mtim,
+			       .size = st->st_size};
+
+	(void)pool;
+	if (!len || to_segments(q) || seg_add(q, &seg)) {
+		close(fd);
+		return len ? -ENOMEM : 0;
+	}
+	q->pending += len;
+	return 0;
+}
+
+bool outq_file_next(const struct outq *q)
+{
+	return q->nsegs && q->segs[0].fd >= 0;
 }
 
 size_t outq_pending(const struct outq *q)
@@ -105,7 +146,7 @@ size_t outq_iov(const struct outq *q, struct iovec *iov, size_t max)
 		return 1;
 	}
 	size_t n = 0, off = q->off;
-	for (size_t i = 0; i < q->nsegs && n < max; i++, n++) {
+	for (size_t i = 0; i < q->nsegs && n < max && q->segs[i].fd < 0; i++, n++) {
 		if (q->segs[i].ext) {
 			iov[n].iov_base = (void *)q->segs[i].ext;
 		} else {
@@ -126,13 +167,17 @@ void outq_advance(struct outq *q, size_t n)
 		size_t i = 0;
 		while (i < q->nsegs && n >= q->segs[i].len) {
 			n -= q->segs[i].len;
-			if (!q->segs[i].ext)
+			if (is_buf(&q->segs[i]))
 				q->off += q->segs[i].len;
+			if (q->segs[i].fd >= 0)
+				close(q->segs[i].fd);
 			i++;
 		}
 		if (i < q->nsegs && n) {
 			if (q->segs[i].ext)
 				q->segs[i].ext += n;
+			else if (q->segs[i].fd >= 0)
+				q->segs[i].off += (off_t)n;
 			else
 				q->off += n;
 			q->segs[i].len -= n;
@@ -149,6 +194,36 @@ void outq_advance(struct outq *q, size_t n)
 	}
 }
 
+/* Whether the file of s is still the one whose size and mtime it recorded. */
+static bool file_unchanged(const struct outq_seg *s)
+{
+	struct stat st;
+
+	return fstat(s->fd, &st) == 0 && st.st_size == s->size &&
+	       st.st_mtim.tv_sec == s->mtime.tv_sec && st.st_mtim.tv_nsec == s->mtime.tv_nsec;
+}
+
+/* Sends from the file segment at the head: all but its last byte first; the
+ * last byte only once the file is checked unchanged, so a file written or
+ * truncated while it was sent ends the connection short of the promised
+ * length (the client sees a failed answer, never a mixed one). */
+static ssize_t write_file(struct outq *q, int sock)
+{
+	struct outq_seg *s = &q->segs[0];
+	size_t n = s->len > 1 ? s->len - 1 : 1;
+	off_t off = s->off;
+
+	if (s->len == 1 && !file_unchanged(s))
+		return -ESTALE;
+	ssize_t w = sendfile(sock, s->fd, &off, n);
+	if (w < 0)
+		return -errno;
+	if (w == 0)
+		return -ESTALE; /* the file ended before its promised length */
+	outq_advance(q, (size_t)w);
+	return w;
+}
+
 ssize_t outq_write(struct outq *q, int fd)
 {
 	struct iovec iov[MAX_IOV];
@@ -156,6 +231,8 @@ ssize_t outq_write(struct outq *q, int fd)
 
 	if (!q->pending)
 		return 0;
+	if (outq_file_next(q))
+		return write_file(q, fd);
 	memset(&msg, 0, sizeof msg);
 	msg.msg_iov = iov;
 	msg.msg_iovlen = outq_iov(q, iov, MAX_IOV);

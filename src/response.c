@@ -10,7 +10,9 @@
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "config.h"
 #include "conn.h"
@@ -235,6 +237,57 @@ int response_send_static(struct response *res, int status, const char *content_t
 			 const void *body, size_t len)
 {
 	return send_body(res, status, content_type, body, len, false);
+}
+
+/* Appends len bytes of fd from off to out, then checks that the file is
+ * still the one st describes (a write meanwhile could have mixed two
+ * versions); 0, or -ESTALE, -ENOMEM or -errno with out unchanged. */
+static int read_small(struct buf *out, int fd, off_t off, size_t len, const struct stat *st)
+{
+	struct stat now;
+
+	if (buf_reserve(out, len))
+		return -ENOMEM;
+	ssize_t n = pread(fd, out->data + out->len, len, off);
+	if (n < 0)
+		return -errno;
+	if ((size_t)n != len || fstat(fd, &now) || now.st_size != st->st_size ||
+	    now.st_mtim.tv_sec != st->st_mtim.tv_sec || now.st_mtim.tv_nsec != st->st_mtim.tv_nsec)
+		return -ESTALE;
+	out->len += len;
+	return 0;
+}
+
+int response_send_file(struct response *res, int status, const char *content_type, int fd,
+		       off_t off, size_t len, const struct stat *st)
+{
+	if (res->state != RESPONSE_IDLE) {
+		close(fd);
+		return -EALREADY;
+	}
+	res->status = status;
+	struct buf *out = conn_outbuf(res->conn);
+	size_t before = out->len;
+	bool body = status_has_body(status) && !is_head(res) && len;
+	int rc = put_head(res, out, content_type, complete_framing(status), len) ? -ENOMEM : 0;
+	if (!rc && body && len <= RESPONSE_FILE_READ_MAX)
+		rc = read_small(out, fd, off, len, st);
+	if (!rc && body && len > RESPONSE_FILE_READ_MAX) {
+		conn_out_commit(res->conn, out->len - before);
+		res->body_bytes = len;
+		/* conn owns fd now; on failure the head is out without its body,
+		 * and the route's failure closes the connection. */
+		rc = conn_out_file(res->conn, fd, off, len, st);
+		return rc ? rc : finish(res);
+	}
+	close(fd);
+	if (rc) {
+		out->len = before;
+		return rc;
+	}
+	conn_out_commit(res->conn, out->len - before);
+	res->body_bytes = body ? len : 0;
+	return finish(res);
 }
 
 static int dump_cb(const char *data, size_t len, void *udata)

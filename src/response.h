@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include <jansson.h>
 
@@ -44,6 +45,20 @@ void response_init(struct response *res, struct conn *conn, struct request *req)
 void response_reset(struct response *res);
 /* Releases res's memory. */
 void response_free(struct response *res);
+/* Files up to this size are read into the output; larger ones are sent
+ * from the descriptor with sendfile. */
+#define RESPONSE_FILE_READ_MAX (16 * 1024)
+
+struct stat;
+
+/* Sends len bytes of the open file fd from off as the body (status,
+ * content type, Content-Length len; the route adds ETag and the like). The
+ * response owns fd from then on, closed on every path. The body goes out
+ * only if the file still matches st (its fstat when the answer was
+ * chosen); a file changed meanwhile fails the answer (-ESTALE here, or a
+ * connection closed short of the length once sending began). */
+int response_send_file(struct response *res, int status, const char *content_type, int fd,
+		       off_t off, size_t len, const struct stat *st);
 /* Called by conn.c after a flush of a streamed response, with the bytes still queued. */
 void response_drained(struct response *res, size_t pending);
 /* The cached "Date: ..." value for now; refreshed at most once per second. */
