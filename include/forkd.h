@@ -137,6 +137,20 @@ int app_share(struct app *app, const char *event);
  * errno (the reason logged) when root cannot be opened. */
 int app_use_static(struct app *app);
 
+/* Sets helmet's security headers on every answer (Content-Security-Policy,
+ * X-Frame-Options, ...; Strict-Transport-Security over https through a
+ * trusted proxy only), each replaced, removed or added to by [headers]. */
+int app_use_headers(struct app *app);
+/* Answers browsers' cross-origin requests as [cors] allows: preflights get
+ * 204 with the Access-Control-* headers, allowed origins get theirs on every
+ * answer, others none. 0 also when [cors] origins is empty (nothing added). */
+int app_use_cors(struct app *app);
+/* Limits each client (its address as [proxy] trusted decides) to [ratelimit]
+ * requests per window under [ratelimit] prefix, counted across every worker
+ * of the host: past it, 429 with Retry-After; every answer there carries
+ * RateLimit-Limit, RateLimit-Remaining and RateLimit-Reset. */
+int app_use_ratelimit(struct app *app);
+
 /* ---- the worker ---- */
 
 /* The worker's slot (0 .. workers-1). */

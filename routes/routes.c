@@ -10,7 +10,21 @@ static const struct app_key keys[] = {
 	  "the catalogue: NAME:STOCK pairs, comma separated (at most 32)" },
 	{ "debug_routes", APP_KEY_BOOL, 0, 0, "off",
 	  "enables test-only routes such as /debug/block; never on in production" },
+	{ "middleware", APP_KEY_BOOL, 0, 0, "off",
+	  "puts forkd's security headers ([headers]), CORS ([cors]) and rate limit "
+	  "([ratelimit]) in front of the routes" },
 };
+
+/* forkd's built-in middleware, in the order they see a request: headers on
+ * every answer first, CORS answering preflights, then the rate limit. */
+static int use_middleware(struct app *app)
+{
+	int rc = app_use_headers(app);
+
+	if (!rc)
+		rc = app_use_cors(app);
+	return rc ? rc : app_use_ratelimit(app);
+}
 
 typedef int (*routes_fn)(struct app *app);
 
@@ -29,6 +43,8 @@ int forkd_app_init(struct app *app)
 {
 	int rc = app_config_declare(app, EXAMPLE_SECTION, keys, sizeof keys / sizeof keys[0]);
 
+	if (!rc && app_config_int(app, "middleware"))
+		rc = use_middleware(app);
 	if (!rc)
 		rc = app_use_static(app); /* [static]: routes/public in the shipped config */
 	for (unsigned i = 0; !rc && i < sizeof groups / sizeof groups[0]; i++)

@@ -15,6 +15,7 @@
 #include "config.h"
 #include "log.h"
 #include "scoreboard.h"
+#include "ratelimit.h"
 #include "static.h"
 
 struct app *app_new(struct ev_loop *loop, const struct config *cfg, int slot)
@@ -45,6 +46,8 @@ void app_free(struct app *app)
 	app_timers_free(app);
 	app_config_free(app);
 	static_close(app->statics);
+	free(app->secure);
+	ratelimit_free(app->own_limits);
 	if (app->router)
 		router_free(app->router);
 	if (app->events)

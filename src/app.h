@@ -19,6 +19,8 @@ struct ev_loop;
 struct pool;
 
 struct static_dir;
+struct secure_headers;
+struct ratelimit;
 struct app_value;
 
 /* One worker's application. */
@@ -39,6 +41,9 @@ struct app {
 	struct app_value *values;
 	size_t nkeys;
 	struct static_dir *statics;     /* app_use_static; NULL when off */
+	struct secure_headers *secure;  /* app_use_headers; NULL when off */
+	struct ratelimit *limits;       /* app_use_ratelimit's table; NULL when off */
+	struct ratelimit *own_limits;   /* the table when no primary made one */
 };
 
 /* Creates the app with its emitter and router; NULL on ENOMEM. */

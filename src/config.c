@@ -27,6 +27,7 @@
 #include "addr.h"
 #include "forkd.h"
 #include "log.h"
+#include "response.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -167,12 +168,43 @@ static const struct key keys[] = {
 		"open files with openat2's RESOLVE_BENEATH where the kernel has it; off = a walk "
 		"that follows no symlink at all" },
 
+	{ "cors", "origins", T_STRING, FIELD(cors_origins), 0, 0, "", NULL,
+		"origins allowed to call from a browser (app_use_cors): * or a comma-separated list "
+		"of scheme://host[:port]; empty = none" },
+	{ "cors", "methods", T_STRING, FIELD(cors_methods), 0, 0,
+		"GET, HEAD, PUT, PATCH, POST, DELETE", NULL,
+		"methods a preflight allows (Access-Control-Allow-Methods)" },
+	{ "cors", "headers", T_STRING, FIELD(cors_headers), 0, 0, "", NULL,
+		"request headers a preflight allows; empty = those the preflight asks for" },
+	{ "cors", "expose", T_STRING, FIELD(cors_expose), 0, 0, "", NULL,
+		"response headers scripts may read (Access-Control-Expose-Headers); empty = none" },
+	{ "cors", "credentials", T_BOOL, FIELD(cors_credentials), 0, 0, "off", NULL,
+		"allow cookies and credentials (Access-Control-Allow-Credentials)" },
+	{ "cors", "max_age", T_DURATION, FIELD(cors_max_age), 0, 86400, "0", NULL,
+		"how long a browser may cache a preflight (Access-Control-Max-Age); 0 = no header" },
+
+	{ "ratelimit", "requests", T_INT, FIELD(rl_requests), 1, 16777215, "100", NULL,
+		"requests a client may make per window (app_use_ratelimit)" },
+	{ "ratelimit", "window", T_DURATION, FIELD(rl_window), 1, 86400, "1m", NULL,
+		"the window the requests are counted in" },
+	{ "ratelimit", "prefix", T_STRING, FIELD(rl_prefix), 0, 0, "/", NULL,
+		"only paths under this prefix are limited (and counted)" },
+	{ "ratelimit", "clients", T_INT, FIELD(rl_clients), 64, 4194304, "65536", NULL,
+		"clients tracked at once on this host (a fixed table in shared memory; the "
+		"longest idle are evicted)" },
+	{ "ratelimit", "redis", T_BOOL, FIELD(rl_redis), 0, 0, "on", NULL,
+		"with [bus] redis: count across hosts in Redis (the host's own count when "
+		"Redis is down)" },
+
 	{ "app", "module", T_STRING, FIELD(app_module), 0, 0, "", NULL,
 		"the app: a shared object each worker loads (a relative path is taken from "
 		"the config file's folder); --app overrides it; empty = no app" },
 };
 
 #define NKEYS (sizeof keys / sizeof keys[0])
+
+/* The section whose keys are header names (app_use_headers), not table rows. */
+#define HEADERS "headers"
 
 /* The state of one config_load. */
 struct load {
@@ -215,6 +247,8 @@ static const void *cfield(const struct config *cfg, const struct key *k)
 
 static int section_known(const char *s, size_t n)
 {
+	if (n == sizeof HEADERS - 1 && !strncmp(s, HEADERS, n))
+		return 1;
 	for (size_t i = 0; i < NKEYS; i++)
 		if (strlen(keys[i].section) == n && !strncmp(keys[i].section, s, n))
 			return 1;
@@ -244,6 +278,7 @@ static void section_list(char *buf, size_t len)
 	for (size_t i = 0; i < NKEYS; i++)
 		if (i == 0 || strcmp(keys[i].section, keys[i - 1].section))
 			list_add(buf, len, keys[i].section);
+	list_add(buf, len, HEADERS);
 }
 
 /* The names of the keys of one section, in table order. */
@@ -813,6 +848,55 @@ static void keep_entry(struct load *ld, const char *section, size_t slen, const 
 	e->line = ld->lineno;
 }
 
+/* Whether c may be in a header name (an RFC 9110 token). */
+static bool token_char(unsigned char c)
+{
+	return isalnum(c) || strchr("!#$%&'*+-.^_`|~", c);
+}
+
+/* A [headers] line: a response header app_use_headers sets (an empty value
+ * removes one of its defaults). */
+static void keep_header(struct load *ld, const char *name, const char *value)
+{
+	struct config *cfg = ld->cfg;
+	size_t n = strlen(name);
+	bool ok = n && n < sizeof cfg->headers[0].name;
+
+	for (size_t i = 0; ok && i < n; i++)
+		ok = token_char((unsigned char)name[i]);
+	for (const char *v = value; ok && *v; v++)
+		ok = (unsigned char)*v >= 0x20 || *v == '\t';
+	if (ok && response_reserved_header(name)) {
+		fail_key(ld, HEADERS, name, value, "forkd sets this header itself",
+			 "any other header name");
+		return;
+	}
+	if (!ok || strlen(value) >= sizeof cfg->headers[0].value) {
+		fail_key(ld, HEADERS, name, value, "not a header", "a header name (letters, digits, "
+			 "!#$%&'*+-.^_`|~; at most 63) = a value of at most 255 printable characters, "
+			 "or empty to remove the header");
+		return;
+	}
+	for (int i = 0; i < cfg->nheaders; i++) {
+		if (!strcasecmp(cfg->headers[i].name, name)) {
+			char why[WHY];
+			snprintf(why, sizeof why, "duplicate header, first set on line %d",
+				 cfg->headers[i].line);
+			fail_key(ld, HEADERS, name, value, why, "each header once");
+			return;
+		}
+	}
+	if (cfg->nheaders == CONFIG_MAX_HEADERS) {
+		fail_key(ld, HEADERS, name, value, "too many headers", "at most 32");
+		return;
+	}
+	struct config_entry *e = &cfg->headers[cfg->nheaders++];
+	snprintf(e->section, sizeof e->section, "%s", HEADERS);
+	snprintf(e->name, sizeof e->name, "%s", name);
+	snprintf(e->value, sizeof e->value, "%s", value);
+	e->line = ld->lineno;
+}
+
 /* A [section] header forkd does not know is kept for the app, which may
  * claim it (config_app_check); an empty one is reported there too. */
 static void check_section(struct load *ld, const char *s)
@@ -879,6 +963,10 @@ static int on_key(void *user, const char *section, const char *name, const char 
 		section_list(allowed, sizeof allowed);
 		fail_key(ld, section, name, value, "key outside any section", allowed);
 		return 0;
+	}
+	if (!strcmp(section, HEADERS)) {
+		keep_header(ld, name, unquote(value, plain, sizeof plain));
+		return !ld->err_line;
 	}
 	if (!section_known(section, strlen(section))) {
 		keep_entry(ld, section, strlen(section), name, unquote(value, plain, sizeof plain));
@@ -1095,6 +1183,12 @@ void config_dump(const struct config *cfg, int fd)
 		dprintf(fd, "# %s; default %s; allowed: %s\n%s =%s%s\n", k->help,
 			*k->def ? k->def : "empty", allowed, k->name, *value ? " " : "", value);
 	}
+	if (cfg->nheaders)
+		dprintf(fd, "\n[%s]\n# response headers app_use_headers sets, replaces or (empty) "
+			"removes\n", HEADERS);
+	for (int i = 0; i < cfg->nheaders; i++)
+		dprintf(fd, "%s =%s%s\n", cfg->headers[i].name, cfg->headers[i].value[0] ? " " : "",
+			cfg->headers[i].value);
 }
 
 /* ---- the app's section ---- */

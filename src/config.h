@@ -11,6 +11,7 @@
 #define CONFIG_MAX_LISTEN 8
 
 #define CONFIG_MAX_APP_ENTRIES 64
+#define CONFIG_MAX_HEADERS 32
 
 struct app_key;
 
@@ -87,6 +88,25 @@ struct config {
 	char static_root[CONFIG_STR];    /* "" = none; made absolute by config_load */
 	char static_types[CONFIG_STR];
 	int static_openat2;
+
+	/* [cors] */
+	char cors_origins[CONFIG_STR];   /* "*", a list, or "" = none */
+	char cors_methods[CONFIG_STR];
+	char cors_headers[CONFIG_STR];   /* "" = reflect the preflight's */
+	char cors_expose[CONFIG_STR];
+	int cors_credentials;
+	double cors_max_age;
+
+	/* [ratelimit] */
+	int rl_requests;
+	double rl_window;
+	char rl_prefix[CONFIG_STR];
+	int rl_clients;
+	int rl_redis;
+
+	/* [headers]: response headers set, replaced or (empty) removed */
+	struct config_entry headers[CONFIG_MAX_HEADERS];
+	int nheaders;
 
 	/* [app] */
 	char app_module[CONFIG_STR];     /* "" = no app; made absolute by config_load */

@@ -74,6 +74,7 @@
 #include "notify.h"
 #include "pidfile.h"
 #include "primary_int.h"
+#include "ratelimit.h"
 #include "scoreboard.h"
 
 struct primary primary;
@@ -255,6 +256,13 @@ static int start(struct config *cfg)
 	int rc = scoreboard_open();
 	if (rc) {
 		log_error("cannot map the scoreboard: %s", strerror(-rc));
+		return -1;
+	}
+	/* Mapped before any fork, so all workers count clients in one table
+	 * (untouched pages cost nothing: an app without app_use_ratelimit pays
+	 * no memory for it). Its size is fixed for the primary's life. */
+	if ((rc = ratelimit_share((unsigned)cfg->rl_clients))) {
+		log_error("cannot map the rate limit table: %s", strerror(-rc));
 		return -1;
 	}
 	if (!(primary.target = primary.stable = primary_gen_new(cfg, err, sizeof err))) {

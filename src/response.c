@@ -91,8 +91,7 @@ static bool header_text_ok(const char *s)
 	return true;
 }
 
-/* Headers whose value is forkd's to decide: framing and the fixed ones. */
-static bool reserved(const char *name)
+bool response_reserved_header(const char *name)
 {
 	static const char *const names[] = {"content-length", "transfer-encoding", "connection",
 					    "date", "server"};
@@ -107,7 +106,7 @@ int response_set_header(struct response *res, const char *name, const char *valu
 	if (res->state != RESPONSE_IDLE)
 		return -EALREADY;
 	if (!*name || !header_text_ok(name) || !header_text_ok(value) || strchr(name, ':') ||
-	    reserved(name))
+	    response_reserved_header(name))
 		return -EINVAL;
 	struct buf *h = &res->headers;
 	if (buf_puts(h, name) || buf_append(h, ": ", 2) || buf_puts(h, value) ||

@@ -45,6 +45,9 @@ void response_init(struct response *res, struct conn *conn, struct request *req)
 void response_reset(struct response *res);
 /* Releases res's memory. */
 void response_free(struct response *res);
+/* Whether name is a header forkd decides itself (framing, Date, Server),
+ * which response_set_header refuses. */
+bool response_reserved_header(const char *name);
 /* Files up to this size are read into the output; larger ones are sent
  * from the descriptor with sendfile. */
 #define RESPONSE_FILE_READ_MAX (16 * 1024)

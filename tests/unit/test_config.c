@@ -579,7 +579,7 @@ static void test_unknown_section_is_kept_for_the_app(void **state)
 	assert_int_equal(config_app_check(&c, "shop", app_keys, NAPP, err, sizeof err), -EINVAL);
 	assert_string_equal(strchr(err, ':'), ":9: [empty]: unknown section (the app declared "
 			    "another one); allowed: server, http, hash, log, proxy, metrics, bus, "
-			    "static, app, shop");
+			    "static, cors, ratelimit, app, headers, shop");
 }
 
 static void test_app_defaults(void **state)
@@ -652,15 +652,15 @@ static void test_unknown_section(void **state)
 	expect_ok("[server]\nworkers = 2\n[htp]\nworkers = 3\n", &c);
 	assert_int_equal(config_app_check(&c, NULL, NULL, 0, err, sizeof err), -EINVAL);
 	assert_string_equal(strchr(err, ':'), ":3: [htp]: unknown section (no [app] module is "
-			    "loaded); allowed: server, http, hash, log, proxy, metrics, bus, static, app");
+			    "loaded); allowed: server, http, hash, log, proxy, metrics, bus, static, cors, ratelimit, app, headers");
 	/* Reported even when the section holds no key. */
 	expect_ok("[server]\n\n[Server]\n", &c);
 	assert_int_equal(config_app_check(&c, NULL, NULL, 0, err, sizeof err), -EINVAL);
 	assert_string_equal(strchr(err, ':'), ":3: [Server]: unknown section (no [app] module is "
-			    "loaded); allowed: server, http, hash, log, proxy, metrics, bus, static, app");
+			    "loaded); allowed: server, http, hash, log, proxy, metrics, bus, static, cors, ratelimit, app, headers");
 	expect_error("# top\n\nworkers = 2\n",
 		"3: [] workers = '2': key outside any section; "
-		"allowed: server, http, hash, log, proxy, metrics, bus, static, app");
+		"allowed: server, http, hash, log, proxy, metrics, bus, static, cors, ratelimit, app, headers");
 }
 
 static void test_relative_module_path(void **state)
@@ -933,9 +933,13 @@ static void test_shipped_conf_is_defaults(void **state)
 	/* It loads the example app, whose section is the app's to check. */
 	assert_true(strstr(got.app_module, "/build-release/routes/example.so") != NULL);
 	memset(got.app_module, 0, sizeof got.app_module);
-	/* and serves the example's files */
+	/* and serves the example's files, lets its demo page call it, limits its /api/ */
 	assert_true(strstr(got.static_root, "/routes/public") != NULL);
 	memset(got.static_root, 0, sizeof got.static_root);
+	assert_string_equal(got.cors_origins, "http://localhost:3000, http://127.0.0.1:3000");
+	memcpy(got.cors_origins, want.cors_origins, sizeof got.cors_origins);
+	assert_string_equal(got.rl_prefix, "/api/");
+	memcpy(got.rl_prefix, want.rl_prefix, sizeof got.rl_prefix);
 	for (int i = 0; i < got.napp_entries; i++)
 		assert_string_equal(got.app_entries[i].section, "example");
 	memset(got.app_entries, 0, sizeof got.app_entries);
