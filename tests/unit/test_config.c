@@ -663,6 +663,30 @@ static void test_unknown_section(void **state)
 		"allowed: server, http, hash, log, proxy, metrics, bus, static, cors, ratelimit, app, headers");
 }
 
+static void test_headers_section(void **state)
+{
+	struct config c;
+	(void)state;
+
+	expect_ok("[headers]\nX-Frame-Options = DENY\nx-dns-prefetch-control =\n"
+		  "Permissions-Policy = \"geolocation=()\"\n", &c);
+	assert_int_equal(c.nheaders, 3);
+	assert_string_equal(c.headers[0].name, "X-Frame-Options");
+	assert_string_equal(c.headers[0].value, "DENY");
+	assert_string_equal(c.headers[1].value, "");
+	assert_string_equal(c.headers[2].value, "geolocation=()");
+	expect_error("[headers]\nBad Name = 1\n",
+		"2: [headers] Bad Name = '1': not a header; allowed: a header name (letters, "
+		"digits, !#$%&'*+-.^_`|~; at most 63) = a value of at most 255 printable "
+		"characters, or empty to remove the header");
+	expect_error("[headers]\nServer = me\n",
+		"2: [headers] Server = 'me': forkd sets this header itself; allowed: any other "
+		"header name");
+	expect_error("[headers]\nX-A = 1\nx-a = 2\n",
+		"3: [headers] x-a = '2': duplicate header, first set on line 2; allowed: each "
+		"header once");
+}
+
 static void test_relative_module_path(void **state)
 {
 	struct config c;
@@ -1021,6 +1045,7 @@ int main(void)
 		cmocka_unit_test(test_app_bad_values),
 		cmocka_unit_test(test_app_unknown_key_and_duplicates),
 		cmocka_unit_test(test_relative_module_path),
+		cmocka_unit_test(test_headers_section),
 		cmocka_unit_test(test_syntax_errors),
 		cmocka_unit_test(test_unreadable_file),
 		cmocka_unit_test(test_failed_load_keeps_config),
