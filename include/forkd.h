@@ -23,6 +23,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <time.h>
 
 #include <jansson.h>
 
@@ -37,6 +38,7 @@ struct app;
 struct request;
 struct response;
 struct app_timer;
+struct route_group;
 struct pool_job;
 struct redisReply;
 struct ev_loop;
@@ -65,19 +67,32 @@ __attribute__((weak, visibility("default"))) const int forkd_app_api_version =
 
 /* ---- routes and events (the app's emitter) ---- */
 
-/* A route handler, Express style. Returns 0 once it answered or arranged to
- * answer later (a timer, a pool job, a Redis reply), or a negative value for
- * a failure: forkd then emits "error" and answers 500 if nothing was sent. */
+/* What a route or a middleware returns, besides a negative value for a
+ * failure (forkd emits "error" and answers 500 through the error handler). */
+enum {
+	/* it answered, or arranged to answer later (a timer, a pool job, a Redis
+	 * reply) and set an abort callback; without either, forkd answers 500 */
+	FORKD_DONE = 0,
+	/* go on now: the next middleware, or the route (from a route: the 404) */
+	FORKD_NEXT = 1,
+	/* it keeps the request and calls request_next or request_fail later */
+	FORKD_HOLD = 2,
+};
+
+/* A route handler or a middleware, Express style: returns FORKD_DONE,
+ * FORKD_NEXT, FORKD_HOLD, or a negative value for a failure. */
 typedef int (*route_fn)(struct request *req, struct response *res, void *udata);
 /* An event listener: event is what the emitter was given, udata what app_on
  * was given. Returns 0, or a negative value to stop the emit there. */
 typedef int (*emitter_fn)(void *event, void *udata);
 
 /* What listeners of "request" (before routing; answering stops it there) and
- * "finish" (the response was queued whole) receive. */
+ * "finish" (the response was queued whole) receive; a route's own listener
+ * leaves its non-negative return in result. */
 struct route_event {
 	struct request *req;
 	struct response *res;
+	int result;
 };
 
 /* What "error" listeners receive when a route failed. */
@@ -150,6 +165,59 @@ int app_use_cors(struct app *app);
  * of the host: past it, 429 with Retry-After; every answer there carries
  * RateLimit-Limit, RateLimit-Remaining and RateLimit-Reset. */
 int app_use_ratelimit(struct app *app);
+
+/* ---- middleware, route groups and errors ---- */
+
+/* Runs fn before the routes of every path under prefix (NULL = every path;
+ * "/api" covers /api and /api/..., not /apix), after the middleware
+ * registered before it, also for paths no route matches. fn returns
+ * FORKD_NEXT to go on, FORKD_DONE once it answered, FORKD_HOLD to go on
+ * later (with an abort callback set), or fails. 0, -EINVAL or -ENOMEM. */
+int app_use(struct app *app, const char *prefix, route_fn fn, void *udata);
+/* Goes on with a request a middleware held (FORKD_HOLD): the next middleware
+ * or the route run now. The hold is over: its abort callback is dropped.
+ * After the call the caller must not touch req (it may have ended), nor
+ * after its abort callback ran. 0, or -EINVAL when req is not held. */
+int request_next(struct request *req);
+/* Fails the request with status (400..599; anything else counts as 500) and
+ * message through the app's error handler, from a middleware or a route, now
+ * or later while it holds the request. A 5xx is logged with the route and
+ * answered without its message; a 4xx is the client's doing and is not
+ * logged as an error. Returns 0 (FORKD_DONE), -EALREADY once answered. */
+int request_fail(struct request *req, int status, const char *message);
+
+/* An error handler (app_on_error): decides the answer to a failed request,
+ * with status 400..599 and message. For a 5xx the message is internal detail
+ * (for logs, never for the client). If it sends nothing, forkd answers
+ * {"error": message} itself ("internal server error" for a 5xx). */
+typedef int (*app_error_fn)(struct request *req, struct response *res, int status,
+			    const char *message, void *udata);
+/* Sets the error handler, also of 404 and 405 (whose Allow is already set);
+ * one per app, NULL restores the default answer. It answers at once (it
+ * cannot hold the request); an error it raises itself gets the default. */
+void app_on_error(struct app *app, app_error_fn fn, void *udata);
+/* Sets the handler of paths no route matches, run like a route (after the
+ * middleware); NULL restores the default 404 through the error handler. */
+void app_on_not_found(struct app *app, route_fn fn, void *udata);
+
+/* A group of routes mounted at prefix ("/api/v1"), Express's Router: its
+ * routes and middleware take paths relative to it. Owned by the app; NULL on
+ * a bad prefix or ENOMEM. */
+struct route_group *app_group(struct app *app, const char *prefix);
+/* A group nested in g (its prefix appended to g's). */
+struct route_group *group_group(struct route_group *g, const char *prefix);
+/* Middleware for the paths under g's prefix (and prefix under it, or NULL);
+ * it runs in registration order with the app's own (see app_use). */
+int group_use(struct route_group *g, const char *prefix, route_fn fn, void *udata);
+/* Registers a route at g's prefix + path ("/" = the prefix itself). */
+int group_route(struct route_group *g, const char *method, const char *path, route_fn fn,
+		void *udata);
+/* group_route with GET (HEAD too), POST, PUT, PATCH, DELETE. */
+int group_get(struct route_group *g, const char *path, route_fn fn, void *udata);
+int group_post(struct route_group *g, const char *path, route_fn fn, void *udata);
+int group_put(struct route_group *g, const char *path, route_fn fn, void *udata);
+int group_patch(struct route_group *g, const char *path, route_fn fn, void *udata);
+int group_delete(struct route_group *g, const char *path, route_fn fn, void *udata);
 
 /* ---- the worker ---- */
 
@@ -281,6 +349,68 @@ struct app *request_app(const struct request *req);
  * empty or invalid body or one that is not an object) and returns NULL. The
  * caller owns the returned reference. */
 json_t *app_json_body(struct request *req, struct response *res);
+/* How many header fields the request has. */
+size_t request_header_count(const struct request *req);
+/* Header i (from 0, in the order sent): its name and value, not
+ * NUL-terminated; 0, or -ENOENT past the last. */
+int request_header_at(const struct request *req, size_t i, const char **name, size_t *name_len,
+		      const char **value, size_t *value_len);
+
+/* Called for each decoded name=value pair of a query, a form or the cookies;
+ * both strings are NUL-terminated and valid during the call only. A
+ * negative return stops the walk and is returned. */
+typedef int (*request_pair_fn)(const char *name, const char *value, size_t value_len,
+			       void *udata);
+/* Calls fn for each query parameter in order. Returns the number of pairs,
+ * -EINVAL for bad percent-encoding (nothing is called then), -E2BIG past
+ * [http] max_params, or fn's negative value. */
+int request_query_each(const struct request *req, request_pair_fn fn, void *udata);
+/* Calls fn for each value of the repeated query key name ("?tag=a&tag=b");
+ * returns how many there were, or request_query_each's errors. */
+int request_query_all(const struct request *req, const char *name, request_pair_fn fn,
+		      void *udata);
+
+/* Whether the body is a form (Content-Type application/x-www-form-urlencoded). */
+bool request_is_form(const struct request *req);
+/* Copies the decoded form field name of a urlencoded body into out
+ * (NUL-terminated). Returns its length, -ENOENT when absent (or the body is
+ * not a form), -EINVAL for bad encoding of the body, -E2BIG past
+ * [http] max_params fields, -ENOSPC when it does not fit. */
+int request_form(const struct request *req, const char *name, char *out, size_t outlen);
+/* Calls fn for each field of a urlencoded body in order; the number of
+ * fields, 0 for a body that is not a form, or request_form's errors. */
+int request_form_each(const struct request *req, request_pair_fn fn, void *udata);
+/* A ready-made middleware (Express's urlencoded()): for a form body it
+ * answers 400 for bad encoding and 413 past [http] max_params fields, else
+ * passes on (FORKD_NEXT); any other body passes on untouched. */
+int middleware_urlencoded(struct request *req, struct response *res, void *udata);
+
+/* Copies the value of cookie name into out (NUL-terminated, quotes removed,
+ * no decoding). Returns its length, -ENOENT when absent, -ENOSPC when it does
+ * not fit. Malformed pairs of the Cookie header are skipped, never an error. */
+int request_cookie(const struct request *req, const char *name, char *out, size_t outlen);
+/* Calls fn for each cookie the request sent; the number of cookies, or fn's
+ * negative value. */
+int request_cookie_each(const struct request *req, request_pair_fn fn, void *udata);
+
+/* The type, of the NULL-terminated list after req, that the client prefers by
+ * its Accept header: request_accepts(req, "application/json", "text/html",
+ * NULL). The most specific matching range sets a type's q, q=0 refuses it,
+ * ties go to the earlier type, no Accept accepts the first. Returns one of
+ * the arguments, or NULL when none is acceptable (406 is the usual answer).
+ * At most 16 types are considered. */
+const char *request_accepts(const struct request *req, ...) __attribute__((sentinel));
+
+/* Frees an app data pointer when its request ends (request_set_data). */
+typedef void (*request_free_fn)(void *ptr);
+/* Attaches ptr to the request under key (a string that outlives the request,
+ * usually a literal): later middleware, the route and "finish" listeners read
+ * it back with request_data. free_fn (may be NULL) runs when the request
+ * ends, answered or aborted, or when the key is set again. ptr NULL removes
+ * the key. 0, or -ENOSPC past 8 keys (free_fn is not called then). */
+int request_set_data(struct request *req, const char *key, void *ptr, request_free_fn free_fn);
+/* The pointer set under key, or NULL. */
+void *request_data(const struct request *req, const char *key);
 
 /* ---- responses ---- */
 
@@ -305,6 +435,42 @@ int response_send_static(struct response *res, int status, const char *content_t
 int response_json(struct response *res, int status, const json_t *value);
 /* Sends {"error": message} with status. */
 int response_error(struct response *res, int status, const char *message);
+/* Sends the JSON jansson's json_pack builds from fmt and its arguments, for
+ * small objects: response_jsonf(res, 201, "{s:s, s:i}", "id", id, "n", n).
+ * -EINVAL for a format or argument json_pack refuses (nothing is sent). */
+int response_jsonf(struct response *res, int status, const char *fmt, ...);
+/* Sends a redirect (301, 302, 303, 307 or 308) to location, with a short
+ * text body; -EINVAL for another status or a location holding spaces,
+ * controls, CR or LF (nothing is sent then). */
+int response_redirect(struct response *res, int status, const char *location);
+
+/* SameSite attribute of a cookie; COOKIE_SAMESITE_UNSET leaves it out. */
+enum cookie_same_site {
+	COOKIE_SAMESITE_UNSET = 0,
+	COOKIE_SAMESITE_LAX,
+	COOKIE_SAMESITE_STRICT,
+	COOKIE_SAMESITE_NONE, /* needs secure */
+};
+/* The attributes of a Set-Cookie; a zeroed struct (or NULL) sets none. */
+struct cookie_opts {
+	const char *path;   /* Path; NULL = none */
+	const char *domain; /* Domain; NULL = none */
+	long long max_age;  /* Max-Age in seconds when > 0 (response_clear_cookie expires one) */
+	time_t expires;     /* Expires when > 0 */
+	bool secure;
+	bool http_only;
+	enum cookie_same_site same_site;
+};
+/* Adds a Set-Cookie header; opts may be NULL. -EINVAL, and nothing is added,
+ * for a name that is not a token, a value with bytes a cookie cannot hold
+ * (controls, space, '"', ',', ';', '\'), an attribute holding a control byte
+ * or ';', SameSite=None without secure, or a __Secure- or __Host- name
+ * without what its prefix demands; -ENOMEM; -EALREADY once sent. */
+int response_cookie(struct response *res, const char *name, const char *value,
+		    const struct cookie_opts *opts);
+/* Tells the client to drop cookie name (empty value, Max-Age=0, Expires in
+ * 1970); opts should carry the Path and Domain it was set with. */
+int response_clear_cookie(struct response *res, const char *name, const struct cookie_opts *opts);
 /* Starts a chunked response with status and content type. */
 int response_stream_begin(struct response *res, int status, const char *content_type);
 /* Writes one chunk. Returns 1 while the output is below the high-water mark

@@ -37,6 +37,7 @@ static const routes_fn groups[] = {
 	orders_routes,
 	email_routes,
 	analytics_routes,
+	api_routes,
 };
 
 int forkd_app_init(struct app *app)

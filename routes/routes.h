@@ -30,4 +30,7 @@ int stream_routes(struct app *app);
 /* GET /debug/block?ms=N (blocks the loop: watchdog tests; as above, test-only) */
 int debug_routes(struct app *app);
 
+/* /api (middleware, groups, errors, cookies, forms...) and /mw/hello */
+int api_routes(struct app *app);
+
 #endif

@@ -1,4 +1,5 @@
-/* app: routing a request through the emitter, and the failure answers. */
+/* app: the app object, its routes, middleware and events (the request
+ * dispatch is dispatch.c's, route groups group.c's). */
 #include "app.h"
 
 #include <errno.h>
@@ -10,13 +11,24 @@
 #include <ev.h>
 
 #include "access.h"
+#include "accepts.h"
 #include "bus.h"
 #include "conn.h"
 #include "config.h"
+#include "cookie.h"
 #include "log.h"
 #include "scoreboard.h"
 #include "ratelimit.h"
 #include "static.h"
+
+/* Public functions that nothing inside forkd calls: named here, so that the
+ * linker takes their files from the library into the binary, where the app
+ * modules it loads look them up. */
+typedef void (*api_fn)(void);
+__attribute__((used)) static const api_fn api_kept[] = {
+	(api_fn)request_accepts, (api_fn)request_cookie, (api_fn)request_cookie_each,
+	(api_fn)response_cookie, (api_fn)response_clear_cookie,
+};
 
 struct app *app_new(struct ev_loop *loop, const struct config *cfg, int slot)
 {
@@ -54,6 +66,8 @@ void app_free(struct app *app)
 		emitter_free(app->events);
 	if (app->shared)
 		emitter_free(app->shared);
+	middleware_free(&app->mw);
+	group_free_all(app->groups);
 	free(app);
 }
 
@@ -90,6 +104,17 @@ int app_delete(struct app *app, const char *path, route_fn fn, void *udata)
 {
 	return app_route(app, "DELETE", path, fn, udata);
 }
+
+int app_use(struct app *app, const char *prefix, route_fn fn, void *udata)
+{
+	int rc = middleware_add(&app->mw, prefix, fn, udata);
+
+	if (rc)
+		log_error("cannot add middleware for %s: %s", prefix ? prefix : "/", strerror(-rc));
+	return rc;
+}
+
+/* ---- events ---- */
 
 int app_on(struct app *app, const char *event, emitter_fn fn, void *udata)
 {
@@ -185,79 +210,6 @@ json_t *app_json_body(struct request *req, struct response *res)
 	return v;
 }
 
-static int app_check_head(struct app *app, struct request *req)
-{
-	struct route_match m;
-
-	/* Only a client waiting for 100 Continue needs an early verdict; any
-	 * other request is read whole and routed as usual. */
-	if (!req->expect_continue)
-		return 0;
-	enum router_status st = router_match(app->router, req->method, strlen(req->method),
-					     req->path, req->path_len, &m);
-	if (st == ROUTER_NOT_FOUND)
-		return 404;
-	if (st == ROUTER_METHOD_NOT_ALLOWED) {
-		response_set_header(&req->res, "Allow", m.allow);
-		return 405;
-	}
-	return 0;
-}
-
-static void fail_route(struct app *app, struct request *req, int code)
-{
-	struct app_error e = {req, &req->res, code};
-
-	emitter_emit(app->events, "error", &e);
-	log_error("%s %.*s failed: %s", req->method, (int)req->path_len, req->path,
-		  code < -1 ? strerror(-code) : "listener error");
-	if (!response_started(&req->res)) {
-		response_error(&req->res, 500, "internal server error");
-	} else if (!response_ended(&req->res)) {
-		/* A stream broke half-way: the client must not take it as complete. */
-		req->res.close = true;
-		response_end(&req->res);
-	}
-}
-
-static void app_handle(struct app *app, struct request *req)
-{
-	struct route_event ev = {req, &req->res};
-	struct route_match m;
-
-	scoreboard_request(req->method, req->path, req->path_len); /* for metrics and the watchdog */
-	int rc = emitter_emit(app->events, "request", &ev);
-	if (rc < 0) {
-		fail_route(app, req, rc);
-		return;
-	}
-	if (response_started(&req->res))
-		return; /* a "request" listener answered (middleware) */
-	enum router_status st = router_match(app->router, req->method, strlen(req->method),
-					     req->path, req->path_len, &m);
-	if (st == ROUTER_NOT_FOUND) {
-		response_error(&req->res, 404, "not found");
-		return;
-	}
-	if (st == ROUTER_METHOD_NOT_ALLOWED) {
-		response_set_header(&req->res, "Allow", m.allow);
-		response_error(&req->res, 405, "method not allowed");
-		return;
-	}
-	req->nparams = m.nparams;
-	for (size_t i = 0; i < m.nparams; i++) {
-		req->params[i].name = m.params[i].name;
-		req->params[i].name_len = m.params[i].name_len;
-		req->params[i].value = m.params[i].value;
-		req->params[i].value_len = m.params[i].value_len;
-	}
-	rc = emitter_emitn(app->events, m.key, m.key_len, &ev);
-	if (rc < 0)
-		fail_route(app, req, rc);
-	else if (rc == 0)
-		response_error(&req->res, 404, "not found");
-}
-
 static void app_abort(struct app *app, struct request *req)
 {
 	struct response *res = &req->res;
@@ -281,7 +233,7 @@ static double request_seconds(const struct app *app, const struct request *req)
 
 static void app_finish(struct app *app, struct request *req)
 {
-	struct route_event ev = {req, &req->res};
+	struct route_event ev = {req, &req->res, FORKD_DONE};
 
 	emitter_emit(app->events, "finish", &ev);
 	scoreboard_request_done();

@@ -9,7 +9,10 @@
 #include "forkd.h"
 #include "addr.h"
 #include "emitter.h"
+#include "dispatch.h"
+#include "group.h"
 #include "http.h"
+#include "middleware.h"
 #include "response.h"
 #include "router.h"
 
@@ -44,6 +47,14 @@ struct app {
 	struct secure_headers *secure;  /* app_use_headers; NULL when off */
 	struct ratelimit *limits;       /* app_use_ratelimit's table; NULL when off */
 	struct ratelimit *own_limits;   /* the table when no primary made one */
+
+	/* request dispatch (dispatch.c) */
+	struct middleware_list mw;      /* app_use and group_use, in registration order */
+	struct route_group *groups;     /* app_group's, freed with the app */
+	app_error_fn on_error;          /* app_on_error; NULL = the default answer */
+	void *error_udata;
+	route_fn on_not_found;          /* app_on_not_found; NULL = a 404 error */
+	void *not_found_udata;
 };
 
 /* Creates the app with its emitter and router; NULL on ENOMEM. */
@@ -63,7 +74,6 @@ void app_timers_free(struct app *app);
 void app_config_free(struct app *app);
 /* Whether event was marked shared. */
 bool app_is_shared(const struct app *app, const char *event);
-
 
 /* What connections call (conn.h): routing, aborts, finish, bad requests. */
 extern const struct conn_handler app_conn_handler;

@@ -80,6 +80,7 @@ struct key {
 static const char *const error_log_words[] = { "stderr", NULL };
 static const char *const access_log_words[] = { "stderr", "stdout", "off", NULL };
 static const char *const access_formats[] = { "combined", "common", NULL };
+static const char *const slash_policies[] = { "strict", "redirect", NULL };
 
 static const struct key keys[] = {
 	{ "server", "listen", T_LISTEN, FIELD(listen), 0, 0, "127.0.0.1:8080", NULL,
@@ -134,6 +135,11 @@ static const struct key keys[] = {
 		"requests parsed ahead of their responses on one connection" },
 	{ "http", "max_output", T_SIZE, FIELD(max_output), 64 << 10, 1 << 30, "4m", NULL,
 		"response bytes buffered for a client that is not reading before it is dropped" },
+	{ "http", "max_params", T_INT, FIELD(max_params), 1, 1000000, "1000", NULL,
+		"most query parameters (400 past it) or form fields (413) in one request" },
+	{ "http", "trailing_slash", T_CHOICE, FIELD(trailing_slash), 0, 0, "strict", slash_policies,
+		"strict: /a/ and /a differ; redirect: a path registered only in its other "
+		"form is redirected there (301; 308 beyond GET and HEAD)" },
 
 	{ "hash", "threads", T_AUTO, FIELD(threads), 1, 256, "auto", NULL,
 		"pool threads per worker for CPU-heavy work; auto = usable CPUs / workers, rounded up" },

@@ -63,6 +63,8 @@ struct config {
 	long max_keepalive_requests;
 	int max_pipeline;                /* requests parsed ahead of their responses */
 	size_t max_output;               /* bytes buffered for a client that is not reading */
+	int max_params;                  /* query parameters or form fields in one request */
+	char trailing_slash[16];         /* "strict" or "redirect" */
 
 	/* [hash] */
 	int threads;                     /* 0 = auto: ceil(CPUs / workers) */

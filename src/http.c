@@ -530,6 +530,8 @@ void request_init(struct request *req)
  * their memory. struct request orders its fields for this. */
 void request_reset(struct request *req)
 {
+	if (req->ndata)
+		request_data_clear(req);
 	memset(&req->method, 0, offsetof(struct request, params) - offsetof(struct request, method));
 	req->arena.len = 0;
 	req->nheaders = 0;
@@ -539,6 +541,7 @@ void request_reset(struct request *req)
 
 void request_free(struct request *req)
 {
+	request_data_clear(req);
 	buf_free(&req->arena);
 	free(req->headers);
 	response_free(&req->res);

@@ -35,6 +35,16 @@ struct http_header {
 
 struct request;
 
+/* How many app data entries one request holds (request_set_data). */
+#define REQUEST_MAX_DATA 8
+
+/* One app data entry of a request. */
+struct request_datum {
+	const char *key;
+	void *ptr;
+	request_free_fn free_fn;
+};
+
 /* Called once the head is complete, before the body is read: returns 0 to go
  * on, or a status to refuse the request with (404 or 413 for Expect, ...). */
 typedef int (*http_head_fn)(struct request *req, void *udata);
@@ -85,6 +95,7 @@ struct request {
 	struct buf arena;          /* target, header names and values, body */
 	struct http_header *headers;
 	size_t nheaders, headers_cap;
+	struct request_datum data[REQUEST_MAX_DATA]; /* the first ndata are set */
 	uint32_t target_off, body_off;
 	uint32_t path_skip;        /* bytes of an absolute-form target before its path */
 	struct http_frame frame;   /* forkd's own framing checks (http_frame.h) */
@@ -97,6 +108,12 @@ struct request {
 	uint8_t te_count;
 	int error_status;          /* status to answer for bad input, 0 if none */
 	const char *error_reason;  /* short text for the error body */
+
+	/* dispatch state (app.c) */
+	uint16_t mw_pos;           /* the next middleware to consider */
+	uint8_t mw_state;          /* running, held, ... (app.c) */
+	uint8_t in_app;            /* app code of this request is on the stack */
+	uint8_t ndata;             /* entries of data[] in use */
 };
 
 /* What http_feed found. */
@@ -122,5 +139,8 @@ void request_init(struct request *req);
 void request_reset(struct request *req);
 /* Releases the request's memory. */
 void request_free(struct request *req);
+
+/* Frees every app data entry (their free_fn run); at the request's end. */
+void request_data_clear(struct request *req);
 
 #endif

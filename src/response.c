@@ -7,7 +7,9 @@
 #include "response.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
@@ -196,11 +198,14 @@ static enum framing complete_framing(int status)
 	return status_has_body(status) ? FRAME_LENGTH : FRAME_NONE;
 }
 
-/* The response is complete in the output: let the connection go on. */
+/* The response is complete in the output: let the connection go on, unless
+ * the dispatch is still running app code of this request (http.h in_app): it
+ * hands the response on itself once that code returned. */
 static int finish(struct response *res)
 {
 	res->state = RESPONSE_ENDED;
-	conn_response_ended(res->conn);
+	if (!res->req || !res->req->in_app)
+		conn_response_ended(res->conn);
 	return 0;
 }
 
@@ -334,6 +339,56 @@ int response_error(struct response *res, int status, const char *message)
 		return -ENOMEM;
 	int rc = response_json(res, status, v);
 	json_decref(v);
+	return rc;
+}
+
+int response_jsonf(struct response *res, int status, const char *fmt, ...)
+{
+	json_error_t err;
+	va_list ap;
+
+	va_start(ap, fmt);
+	json_t *v = json_vpack_ex(&err, 0, fmt, ap);
+	va_end(ap);
+	if (!v)
+		return -EINVAL;
+	int rc = response_json(res, status, v);
+	json_decref(v);
+	return rc;
+}
+
+/* A Location is sent as given: it must be a visible URI reference, no
+ * spaces, controls or bytes a header cannot carry. */
+static bool location_ok(const char *s)
+{
+	if (!*s)
+		return false;
+	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+		if (*p <= ' ' || *p == 0x7f)
+			return false;
+	return true;
+}
+
+int response_redirect(struct response *res, int status, const char *location)
+{
+	static const char text[] = "Redirecting to ";
+
+	if (status != 301 && status != 302 && status != 303 && status != 307 && status != 308)
+		return -EINVAL;
+	if (!location || !location_ok(location))
+		return -EINVAL;
+	int rc = response_set_header(res, "Location", location);
+	if (rc)
+		return rc;
+	size_t n = strlen(location);
+	char *body = malloc(sizeof text - 1 + n + 1);
+	if (!body)
+		return -ENOMEM;
+	memcpy(body, text, sizeof text - 1);
+	memcpy(body + sizeof text - 1, location, n);
+	body[sizeof text - 1 + n] = '\n';
+	rc = response_send(res, status, "text/plain; charset=utf-8", body, sizeof text + n);
+	free(body);
 	return rc;
 }
 

@@ -14,7 +14,8 @@
  * the patterns in registration order), then, for HEAD, for GET the same way;
  * so an explicit HEAD route wins over GET's. When nothing matches, the union
  * of the methods of the exact path and of every matching pattern makes the
- * Allow list of a 405; a method the router does not know (BREW) on a known
+ * Allow list of a 405 (with OPTIONS, which the app answers for every known
+ * path); a method the router does not know (BREW) on a known
  * path gets a 405 too, since the path exists and the method is what fails.
  *
  * The router never removes routes, so its table needs no deletion. router_free
@@ -85,8 +86,11 @@ static int trampoline(void *event, void *udata)
 {
 	struct route_event *ev = event;
 	struct route *rt = udata;
+	int rc = rt->fn(ev->req, ev->res, rt->udata);
 
-	return rt->fn(ev->req, ev->res, rt->udata);
+	if (rc >= 0)
+		ev->result = rc;
+	return rc;
 }
 
 /* ---- exact paths ---- */
@@ -268,6 +272,9 @@ static unsigned path_methods(const struct router *r, const char *path, size_t le
 	m->nparams = 0;
 	if (methods & (1u << M_GET))
 		methods |= 1u << M_HEAD;
+	/* A known path always answers OPTIONS: its own route, or the app's 204. */
+	if (methods)
+		methods |= 1u << M_OPTIONS;
 	return methods;
 }
 

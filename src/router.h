@@ -51,7 +51,8 @@ void router_free(struct router *r);
 /* Registers fn for method and path ("/users/:id" allowed); 0, -EINVAL for a bad
  * method or path, or -ENOMEM. */
 int router_add(struct router *r, const char *method, const char *path, route_fn fn, void *udata);
-/* Finds the route for method and the raw path (no query). HEAD falls back to GET. */
+/* Finds the route for method and the raw path (no query). HEAD falls back to
+ * GET. Every known path lists OPTIONS in its Allow (the app answers it). */
 enum router_status router_match(const struct router *r, const char *method, size_t method_len,
 				const char *path, size_t path_len, struct route_match *m);
 /* Percent-decodes src into out (appended), '+' as space when form is nonzero;

@@ -601,7 +601,7 @@ class CoreTest(Checks, harness.ServerCase):
     def test_head_on_a_post_only_route(self):
         r = exchange(self.server, request("HEAD", "/echo"), head=True)
         self.assertEqual(r.status, 405)
-        self.assertEqual(r.h["allow"], "POST")
+        self.assertEqual(r.h["allow"], "POST, OPTIONS")
         self.assertEqual(r.body, b"")
 
     def test_404(self):
@@ -614,9 +614,9 @@ class CoreTest(Checks, harness.ServerCase):
         self.assert_json(r, 404, NOT_FOUND)
 
     def test_405(self):
-        cases = [("POST", "/hello", "GET, HEAD"), ("DELETE", "/hello", "GET, HEAD"),
-                 ("PUT", "/json", "GET, HEAD"), ("GET", "/echo", "POST"),
-                 ("PATCH", "/orders", "POST")]
+        cases = [("POST", "/hello", "GET, HEAD, OPTIONS"),
+                 ("DELETE", "/hello", "GET, HEAD, OPTIONS"), ("PUT", "/json", "GET, HEAD, OPTIONS"),
+                 ("GET", "/echo", "POST, OPTIONS"), ("PATCH", "/orders", "POST, OPTIONS")]
         for method, path, allow in cases:
             with self.subTest(method=method, path=path):
                 r = exchange(self.server, request(method, path, body=b""))

@@ -121,7 +121,7 @@ class CurlTest(harness.ServerCase):
         self.assertEqual((status, body), (404, b'{"error":"not found"}'))
         status, headers, body = self.one("-X", "POST", "-d", "", self.url("/hello"))
         self.assertEqual(status, 405)
-        self.assertEqual(headers["allow"], "GET, HEAD")
+        self.assertEqual(headers["allow"], "GET, HEAD, OPTIONS")
         self.assertEqual(body, b'{"error":"method not allowed"}')
 
     def test_keep_alive_reuse(self):

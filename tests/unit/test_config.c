@@ -533,7 +533,8 @@ static void test_unknown_key(void **state)
 	expect_error("[http]\n\nkeepalive = 5\n",
 		"3: [http] keepalive = '5': unknown key in [http]; allowed: keepalive_timeout, "
 		"header_timeout, body_timeout, send_timeout, max_request_line, max_header_size, "
-		"max_headers, max_body_size, max_keepalive_requests, max_pipeline, max_output");
+		"max_headers, max_body_size, max_keepalive_requests, max_pipeline, max_output, "
+		"max_params, trailing_slash");
 	expect_error("[app]\n\nModule = 5\n",
 		"3: [app] Module = '5': unknown key in [app]; allowed: module");
 }

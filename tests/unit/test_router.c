@@ -82,7 +82,7 @@ static void test_exact_match_and_emit(void **state)
 {
 	struct fixture *f = *state;
 	struct call c = { 0 };
-	struct route_event ev = { REQ, RES };
+	struct route_event ev = { REQ, RES, 0 };
 
 	assert_int_equal(router_add(f->r, "GET", "/hello", handler, &c), 0);
 	assert_int_equal(match(f, "GET", "/hello"), ROUTER_FOUND);
@@ -101,18 +101,33 @@ static void test_handler_error_reaches_emit(void **state)
 {
 	struct fixture *f = *state;
 	struct call c = { .rc = -EIO };
-	struct route_event ev = { REQ, RES };
+	struct route_event ev = { REQ, RES, 0 };
 
 	assert_int_equal(router_add(f->r, "POST", "/fail", handler, &c), 0);
 	assert_int_equal(emitter_emit(f->e, "POST /fail", &ev), -EIO);
 	assert_int_equal(c.n, 1);
 }
 
+/* A handler's FORKD_HOLD or FORKD_NEXT reaches the app through the event. */
+static void test_handler_result_reaches_the_event(void **state)
+{
+	struct fixture *f = *state;
+	struct call c = { .rc = FORKD_HOLD };
+	struct route_event ev = { REQ, RES, 0 };
+
+	assert_int_equal(router_add(f->r, "GET", "/held", handler, &c), 0);
+	assert_int_equal(emitter_emit(f->e, "GET /held", &ev), 1);
+	assert_int_equal(ev.result, FORKD_HOLD);
+	c.rc = FORKD_NEXT;
+	assert_int_equal(emitter_emit(f->e, "GET /held", &ev), 1);
+	assert_int_equal(ev.result, FORKD_NEXT);
+}
+
 static void test_two_handlers_on_one_route_run_in_order(void **state)
 {
 	struct fixture *f = *state;
 	struct call a = { 0 }, b = { .rc = -EPERM };
-	struct route_event ev = { REQ, RES };
+	struct route_event ev = { REQ, RES, 0 };
 
 	assert_int_equal(router_add(f->r, "GET", "/x", handler, &a), 0);
 	assert_int_equal(router_add(f->r, "GET", "/x", handler, &b), 0);
@@ -151,7 +166,7 @@ static void test_get_does_not_fall_back_to_head(void **state)
 
 	assert_int_equal(router_add(f->r, "HEAD", "/only-head", handler, &dummy), 0);
 	assert_int_equal(match(f, "GET", "/only-head"), ROUTER_METHOD_NOT_ALLOWED);
-	assert_string_equal(f->m.allow, "HEAD");
+	assert_string_equal(f->m.allow, "HEAD, OPTIONS");
 }
 
 static void test_one_param(void **state)
@@ -251,10 +266,10 @@ static void test_405_allow_list_for_exact_path(void **state)
 	assert_int_equal(router_add(f->r, "POST", "/item", handler, &dummy), 0);
 	assert_int_equal(router_add(f->r, "GET", "/item", handler, &dummy), 0);
 	assert_int_equal(match(f, "PUT", "/item"), ROUTER_METHOD_NOT_ALLOWED);
-	assert_string_equal(f->m.allow, "GET, HEAD, POST, DELETE");
+	assert_string_equal(f->m.allow, "GET, HEAD, POST, DELETE, OPTIONS");
 	assert_int_equal(f->m.key_len, 0);
 	assert_int_equal(match(f, "BREW", "/item"), ROUTER_METHOD_NOT_ALLOWED);
-	assert_string_equal(f->m.allow, "GET, HEAD, POST, DELETE");
+	assert_string_equal(f->m.allow, "GET, HEAD, POST, DELETE, OPTIONS");
 }
 
 static void test_405_allow_list_every_method(void **state)
@@ -276,11 +291,11 @@ static void test_405_allow_list_from_patterns(void **state)
 	assert_int_equal(router_add(f->r, "PATCH", "/users/:name", handler, &dummy), 0);
 	assert_int_equal(router_add(f->r, "POST", "/users/me", handler, &dummy), 0);
 	assert_int_equal(match(f, "PUT", "/users/5"), ROUTER_METHOD_NOT_ALLOWED);
-	assert_string_equal(f->m.allow, "GET, HEAD, PATCH");
+	assert_string_equal(f->m.allow, "GET, HEAD, PATCH, OPTIONS");
 	assert_int_equal(f->m.nparams, 0);
 	/* The exact path and the patterns that match it pool their methods. */
 	assert_int_equal(match(f, "DELETE", "/users/me"), ROUTER_METHOD_NOT_ALLOWED);
-	assert_string_equal(f->m.allow, "GET, HEAD, POST, PATCH");
+	assert_string_equal(f->m.allow, "GET, HEAD, POST, PATCH, OPTIONS");
 	assert_int_equal(match(f, "PUT", "/groups/5"), ROUTER_NOT_FOUND);
 }
 
@@ -352,7 +367,7 @@ static void test_many_exact_routes(void **state)
 	for (int i = 0; i < 500; i++) {
 		snprintf(path, sizeof path, "/r/%d", i);
 		assert_int_equal(match(f, "PUT", path), ROUTER_METHOD_NOT_ALLOWED);
-		assert_string_equal(f->m.allow, i % 2 ? "POST" : "GET, HEAD");
+		assert_string_equal(f->m.allow, i % 2 ? "POST, OPTIONS" : "GET, HEAD, OPTIONS");
 	}
 	assert_int_equal(match(f, "GET", "/r/500"), ROUTER_NOT_FOUND);
 }
@@ -517,6 +532,7 @@ int main(void)
 		T(test_exact_route_beats_pattern),
 		T(test_one_pattern_several_methods),
 		T(test_no_match),
+		T(test_handler_result_reaches_the_event),
 		T(test_405_allow_list_for_exact_path),
 		T(test_405_allow_list_every_method),
 		T(test_405_allow_list_from_patterns),
