@@ -109,9 +109,9 @@ struct request {
 	int error_status;          /* status to answer for bad input, 0 if none */
 	const char *error_reason;  /* short text for the error body */
 
-	/* dispatch state (app.c) */
+	/* dispatch state (dispatch.c) */
 	uint16_t mw_pos;           /* the next middleware to consider */
-	uint8_t mw_state;          /* running, held, ... (app.c) */
+	uint8_t mw_state;          /* running, held, ... (dispatch.c) */
 	uint8_t in_app;            /* app code of this request is on the stack */
 	uint8_t ndata;             /* entries of data[] in use */
 };
