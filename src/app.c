@@ -15,20 +15,10 @@
 #include "bus.h"
 #include "conn.h"
 #include "config.h"
-#include "cookie.h"
 #include "log.h"
 #include "scoreboard.h"
 #include "ratelimit.h"
 #include "static.h"
-
-/* Public functions that nothing inside forkd calls: named here, so that the
- * linker takes their files from the library into the binary, where the app
- * modules it loads look them up. */
-typedef void (*api_fn)(void);
-__attribute__((used)) static const api_fn api_kept[] = {
-	(api_fn)request_accepts, (api_fn)request_cookie, (api_fn)request_cookie_each,
-	(api_fn)response_cookie, (api_fn)response_clear_cookie,
-};
 
 struct app *app_new(struct ev_loop *loop, const struct config *cfg, int slot)
 {
