@@ -107,6 +107,9 @@ static const struct key keys[] = {
 	{ "server", "io_coalesce", T_DURATION, FIELD(io_coalesce), 0, 0.01, "100us", NULL,
 		"most the loop waits before polling while many connections are busy, to "
 		"serve their requests together; 0 = never wait" },
+	{ "server", "upgrade_timeout", T_DURATION, FIELD(upgrade_timeout), 1, 3600, "60", NULL,
+		"how long a binary upgrade (USR2) waits for the new primary's workers to be "
+		"ready before it gives up and the running primary serves on" },
 	{ "server", "user", T_STRING, FIELD(user), 0, 0, "", NULL,
 		"user the workers run as; empty = keep the current user" },
 	{ "server", "group", T_STRING, FIELD(group), 0, 0, "", NULL,

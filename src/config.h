@@ -48,6 +48,7 @@ struct config {
 	int max_connections;
 	int io_uring;                    /* batch socket I/O through io_uring when available */
 	double io_coalesce;              /* most the loop waits before polling (pace.h); 0: never */
+	double upgrade_timeout;          /* USR2: the new primary must be ready within this */
 	char user[64];                   /* "" = keep the current user */
 	char group[64];
 

@@ -6,9 +6,11 @@
  * the very socket, and the accept queue, it had. */
 #include "listeners.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -71,4 +73,60 @@ int listener_dup(int fd, int backlog)
 		return rc;
 	}
 	return d;
+}
+
+/* The numeric form of a bound address, the way config_parse_addr stores it:
+ * IPv4's wildcard is "" (what "*" parses to), IPv6's is "::". */
+static int addr_of(const struct sockaddr_storage *ss, struct config_addr *addr)
+{
+	memset(addr, 0, sizeof *addr);
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)ss;
+		if (in->sin_addr.s_addr != htonl(INADDR_ANY))
+			inet_ntop(AF_INET, &in->sin_addr, addr->host, sizeof addr->host);
+		addr->port = ntohs(in->sin_port);
+		return 0;
+	}
+	if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ss;
+		inet_ntop(AF_INET6, &in6->sin6_addr, addr->host, sizeof addr->host);
+		addr->port = ntohs(in6->sin6_port);
+		return 0;
+	}
+	return -EAFNOSUPPORT;
+}
+
+int listener_check(int fd, struct config_addr *addr)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof ss;
+	int val = 0;
+	socklen_t vlen = sizeof val;
+
+	if (fcntl(fd, F_GETFD) < 0)
+		return -errno;
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &val, &vlen) < 0)
+		return -errno;
+	if (val != SOCK_STREAM)
+		return -EPROTOTYPE;
+	vlen = sizeof val;
+	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &val, &vlen) < 0)
+		return -errno;
+	if (!val)
+		return -EDESTADDRREQ;
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+		return -errno;
+	return addr_of(&ss, addr);
+}
+
+const char *listener_strerror(int rc)
+{
+	switch (rc) {
+	case -EBADF: return "no such open descriptor";
+	case -ENOTSOCK: return "not a socket";
+	case -EPROTOTYPE: return "not a stream socket";
+	case -EDESTADDRREQ: return "a socket that does not listen";
+	case -EAFNOSUPPORT: return "neither an IPv4 nor an IPv6 socket";
+	default: return strerror(-rc);
+	}
 }

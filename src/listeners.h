@@ -18,5 +18,11 @@ bool listener_same_addr(const struct config_addr *a, const struct config_addr *b
 /* Duplicates fd (the same socket under another descriptor) and applies
  * backlog to it; the new descriptor or -errno. */
 int listener_dup(int fd, int backlog);
+/* Checks that fd is an open, listening TCP socket (an inherited one, from a
+ * binary upgrade or the service manager) and gives its bound address in the
+ * form config_parse_addr makes; 0 or -errno (listener_strerror says which). */
+int listener_check(int fd, struct config_addr *addr);
+/* What a listener_check refusal means, for a message. */
+const char *listener_strerror(int rc);
 
 #endif

@@ -56,6 +56,31 @@ struct backoff {
 
 enum stop_kind { RUNNING = 0, GRACEFUL, FAST };
 
+/* A listening socket a new primary was handed by the old one. */
+struct inherited {
+	int fd;                  /* -1 once taken by a generation or closed */
+	int slot;
+	struct config_addr addr; /* its bound address, read from the socket itself */
+};
+
+/* A binary upgrade, seen from either side (primary_upgrade.c). */
+struct upgrade {
+	/* The old primary's side: the new primary it started. */
+	pid_t child;             /* 0: no upgrade in progress */
+	int pipe;                /* our end of the child's report pipe; -1 when closed */
+	double deadline;         /* not ready by then: it is stopped */
+	double kill_at;          /* stopped and still there by then: SIGKILL */
+	bool stopped;            /* we told it to stop: the upgrade failed */
+	bool handed_over;        /* it said ready: this primary drains and exits */
+	char line[512];          /* a report line being read */
+	size_t len;
+	/* The new primary's side. */
+	pid_t from;              /* the old primary; 0 when not started by an upgrade */
+	int report;              /* the pipe to it until our workers are ready; -1 */
+	int ninherited;
+	struct inherited inherited[SCOREBOARD_SLOTS];
+};
+
 /* The primary's whole state. */
 struct primary {
 	const char *path;        /* the configuration file, NULL for built-in defaults */
@@ -73,6 +98,9 @@ struct primary {
 	int exit_code;
 	char pidfile[CONFIG_STR];
 	sigset_t waitmask;       /* the mask sigsuspend waits with */
+	char exe[4096];          /* absolute path forkd was started as: USR2 runs what is there */
+	char *const *argv;       /* the command line, given again to the new binary */
+	struct upgrade upgrade;
 };
 
 /* The one primary of this process (primary.c). */
@@ -81,6 +109,11 @@ extern struct primary primary;
 extern const int primary_handled[];
 /* How many primary_handled there are. */
 extern const size_t primary_nsignals;
+/* Signals forkd does not use that would end a process by default: logged by
+ * the primary, ignored by workers. */
+extern const int primary_unused[];
+/* How many primary_unused there are. */
+extern const size_t primary_nunused;
 
 /* primary.c */
 
@@ -102,6 +135,8 @@ void primary_proc_stop(struct proc *p, int sig);
 int primary_spawn(int slot);
 /* Reads the workers' channel messages ("ready", "stopping"). */
 void primary_read_channels(void);
+/* "status 1" or "signal 9 (Killed)" for a wait status, into out. */
+void primary_describe_status(int status, char *out, size_t len);
 /* Collects exited workers and decides what each death means. */
 void primary_reap(void);
 /* Kills workers whose heartbeat is older than worker_timeout, or that
@@ -131,5 +166,28 @@ void primary_reopen_logs(void);
 void primary_more_workers(void);
 /* SIGTTOU: one slot fewer, never below one. */
 void primary_fewer_workers(void);
+
+/* primary_upgrade.c */
+
+/* At start: takes over the listening sockets an old primary handed down
+ * (FORKD_LISTEN_FDS), checking each; 0, or -1 after logging why. */
+int primary_upgrade_inherit(void);
+/* The inherited socket of slot bound to addr, now owned by the caller, or -1. */
+int primary_upgrade_take(int slot, const struct config_addr *addr);
+/* Closes the inherited sockets no generation took. */
+void primary_upgrade_release(void);
+/* Every worker is ready: a new primary writes the pidfile and tells the old
+ * one to drain. */
+void primary_upgrade_ready(void);
+/* SIGUSR2: starts the binary at primary.exe as a new primary, or logs why not. */
+void primary_upgrade(void);
+/* Reads the new primary's report and enforces upgrade_timeout. */
+void primary_upgrade_poll(void);
+/* A child exited: true when it was the new primary (its failure is handled). */
+bool primary_upgrade_reaped(pid_t pid, int status);
+/* This primary stops: a new primary that is not ready yet is stopped too. */
+void primary_upgrade_abort(void);
+/* The next moment primary_upgrade_poll has timed work, or 0. */
+double primary_upgrade_wakeup(void);
 
 #endif

@@ -71,6 +71,10 @@ static void child_close(int keep_fd, int own_chan)
 	for (int i = 0; i < SCOREBOARD_PROCS; i++)
 		if (primary.procs[i].pid && primary.procs[i].chan >= 0)
 			close(primary.procs[i].chan);
+	if (primary.upgrade.pipe >= 0)
+		close(primary.upgrade.pipe);
+	if (primary.upgrade.report >= 0)
+		close(primary.upgrade.report);
 	close(own_chan);
 }
 
@@ -78,8 +82,16 @@ static void child_close(int keep_fd, int own_chan)
  * worker's own watchers exist (worker.c unblocks them), so none is lost. */
 static void child_signals(void)
 {
+	/* The primary's own business, which would stop or end a worker by
+	 * default (SIGTTIN stops it, SIGUSR2 kills it). */
+	static const int primary_only[] = {SIGUSR2, SIGTTIN, SIGTTOU, SIGALRM, SIGIO};
+
 	for (size_t i = 0; i < primary_nsignals; i++)
 		signal(primary_handled[i], SIG_DFL);
+	for (size_t i = 0; i < sizeof primary_only / sizeof primary_only[0]; i++)
+		signal(primary_only[i], SIG_IGN);
+	for (size_t i = 0; i < primary_nunused; i++)
+		signal(primary_unused[i], SIG_IGN);
 }
 
 static _Noreturn void child_run(int i, int slot, int chan, int own_chan)
@@ -210,8 +222,7 @@ void primary_read_channels(void)
 			read_channel(&primary.procs[i]);
 }
 
-/* "status 1" or "signal 9 (Killed)" into out. */
-static void describe(int status, char *out, size_t len)
+void primary_describe_status(int status, char *out, size_t len)
 {
 	if (WIFEXITED(status))
 		snprintf(out, len, "status %d", WEXITSTATUS(status));
@@ -253,7 +264,7 @@ static void on_death(struct proc *p, int status)
 	/* A reload's new worker, on trial until the reload completes. */
 	bool trial = p->gen == primary.target->id && primary.target != primary.stable;
 
-	describe(status, how, sizeof how);
+	primary_describe_status(status, how, sizeof how);
 	if (p->stopping || primary.stop) {
 		log_info("worker %d (slot %d) exited: %s", (int)p->pid, p->slot, how);
 	} else if (trial && (config || !p->ready)) {
@@ -276,8 +287,10 @@ void primary_reap(void)
 
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
 		struct proc *p = proc_by_pid(pid);
-		if (!p)
+		if (!p) {
+			primary_upgrade_reaped(pid, status);
 			continue;
+		}
 		if (p->chan >= 0)
 			read_channel(p); /* a "ready" sent just before dying still counts */
 		on_death(p, status);

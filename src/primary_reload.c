@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "listeners.h"
@@ -39,6 +40,15 @@ static int gen_socket(struct gen *g, const struct gen *src, int i, char *err, si
 		int fd = listener_dup(src->fds[i], c->backlog);
 		if (fd < 0)
 			snprintf(err, errlen, "listen %s: %s", c->listen, strerror(-fd));
+		return fd;
+	}
+	/* Handed down by the old primary of a binary upgrade: its queue is the
+	 * one clients already wait in. */
+	int fd = primary_upgrade_take(i, &c->addr);
+	if (fd >= 0) {
+		if (listen(fd, c->backlog) < 0)
+			log_warn("listen %s: cannot apply backlog %d to the inherited socket: %s",
+				 c->listen, c->backlog, strerror(errno));
 		return fd;
 	}
 	return listener_open(&c->addr, c->listen, c->backlog, err, errlen);
@@ -185,6 +195,7 @@ static void maybe_announce(void)
 	log_info("forkd ready: %d worker(s) serving on %s", primary.target->nslots,
 		 primary.target->cfg.listen);
 	notify_ready(primary.target->nslots, primary.target->cfg.listen);
+	primary_upgrade_ready();
 }
 
 /* A reload is complete once every slot runs a ready worker of the target and
