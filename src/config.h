@@ -31,13 +31,18 @@ struct config_addr {
 	int port;
 };
 
+/* Longest path of a unix: listen address (sockaddr_un's sun_path, less its NUL). */
+#define CONFIG_UNIX_PATH 107
+
 /* The whole configuration. Durations are seconds; sizes are bytes. */
 struct config {
 	char path[CONFIG_STR]; /* file it was read from, "" for built-in defaults */
 
 	/* [server] */
-	char listen[CONFIG_STR];         /* as written, for messages */
-	struct config_addr addr;         /* the parsed listen address */
+	char listen[CONFIG_STR];         /* every listen value as written, for messages */
+	struct config_addr addr;         /* the first listen value's address (unix: port 0) */
+	int nlisten;                     /* listen lines, 1..CONFIG_MAX_LISTEN */
+	char listens[CONFIG_MAX_LISTEN][CONFIG_STR]; /* each as written; resolved when bound */
 	int workers;                     /* 0 = auto: one per usable CPU */
 	int backlog;
 	char pidfile[CONFIG_STR];        /* "" = none */
@@ -49,6 +54,8 @@ struct config {
 	int io_uring;                    /* batch socket I/O through io_uring when available */
 	double io_coalesce;              /* most the loop waits before polling (pace.h); 0: never */
 	double upgrade_timeout;          /* USR2: the new primary must be ready within this */
+	int unix_mode;                   /* permissions of unix: listen sockets */
+	char unix_owner[130];            /* "user", "user:group" or ":group"; "" = as created */
 	char user[64];                   /* "" = keep the current user */
 	char group[64];
 
@@ -124,7 +131,8 @@ void config_defaults(struct config *cfg);
  * "FILE:LINE: [section] key = 'value': what is wrong; allowed: ..." (cut to
  * errlen; 1024 is ample); cfg is left as it was, so a bad reload changes nothing. */
 int config_load(struct config *cfg, const char *path, char *err, size_t errlen);
-/* Applies a --listen value; 0, or -EINVAL with err set. */
+/* Applies a --listen value (it replaces every listen line); 0, or -EINVAL
+ * with err set. */
 int config_set_listen(struct config *cfg, const char *value, char *err, size_t errlen);
 /* Parses "host:port" into addr; 0 or -EINVAL. */
 int config_parse_addr(const char *s, struct config_addr *addr);
