@@ -633,6 +633,11 @@ static const char *listen_why(const char *v, struct config_addr *addr)
 	return NULL;
 }
 
+int config_parse_listen(const char *s, struct config_addr *addr)
+{
+	return listen_why(s, addr) ? -EINVAL : 0;
+}
+
 /* Adds a listen value; the first of a file (or of --listen) replaces the
  * default, which the caller marks by setting nlisten to 0. */
 static int set_listen(struct config *cfg, const char *v, char *why)

@@ -9,6 +9,8 @@
 
 #define CONFIG_STR 256
 #define CONFIG_MAX_LISTEN 8
+/* Most addresses the listen lines may resolve to in all. */
+#define CONFIG_MAX_ADDRS 32
 
 #define CONFIG_MAX_APP_ENTRIES 64
 #define CONFIG_MAX_HEADERS 32
@@ -136,6 +138,10 @@ int config_load(struct config *cfg, const char *path, char *err, size_t errlen);
 int config_set_listen(struct config *cfg, const char *value, char *err, size_t errlen);
 /* Parses "host:port" into addr; 0 or -EINVAL. */
 int config_parse_addr(const char *s, struct config_addr *addr);
+/* Parses one listen value (HOST:PORT, [IPV6]:PORT, *:PORT, PORT or
+ * unix:/PATH) into addr (host "" for * and PORT; port 0 for unix:); 0 or
+ * -EINVAL. */
+int config_parse_listen(const char *s, struct config_addr *addr);
 /* The worker count after resolving auto. */
 int config_workers(const struct config *cfg);
 /* Pool threads per worker after resolving auto. */

@@ -367,8 +367,10 @@ int primary_run(struct config *cfg, const char *cfg_path)
 	}
 	pidfile_remove(primary.pidfile);
 	if (primary.stable != primary.target)
-		primary_gen_free(primary.stable);
-	primary_gen_free(primary.target);
+		primary_gen_drop(primary.stable, primary.target);
+	primary_gen_drop(primary.target, NULL);
+	for (int a = 0; a < primary.nactivated; a++)
+		close(primary.activated_fds[a]);
 	scoreboard_close();
 	return primary.exit_code;
 }

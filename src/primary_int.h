@@ -11,6 +11,7 @@
 #include <sys/types.h>
 
 #include "config.h"
+#include "listeners.h"
 #include "privs.h"
 #include "scoreboard.h"
 
@@ -30,7 +31,10 @@ struct gen {
 	struct privs privs;
 	unsigned id;
 	int nslots;
-	int fds[SCOREBOARD_SLOTS]; /* slot i's listening socket; -1 when closed */
+	int naddrs;
+	struct listen_addr addrs[CONFIG_MAX_ADDRS];
+	int shared[CONFIG_MAX_ADDRS];                /* a shared address's one socket; else -1 */
+	int fds[SCOREBOARD_SLOTS][CONFIG_MAX_ADDRS]; /* slot i's own sockets; -1 when none */
 };
 
 /* One worker process; procs[i] uses scoreboard entry i. */
@@ -56,12 +60,15 @@ struct backoff {
 
 enum stop_kind { RUNNING = 0, GRACEFUL, FAST };
 
-/* A listening socket a new primary was handed by the old one. */
+/* A listening socket handed to this primary: by the old primary of a binary
+ * upgrade, or by the service manager (socket activation). */
 struct inherited {
 	int fd;                  /* -1 once taken by a generation or closed */
-	int slot;
-	struct config_addr addr; /* its bound address, read from the socket itself */
+	int slot;                /* its slot; INHERIT_SHARED: every worker's */
+	bool activated;          /* from the service manager (LISTEN_FDS), at first hand or not */
+	struct listen_addr addr; /* its bound address, read from the socket itself */
 };
+#define INHERIT_SHARED (-1)
 
 /* A binary upgrade, seen from either side (primary_upgrade.c). */
 struct upgrade {
@@ -78,7 +85,7 @@ struct upgrade {
 	pid_t from;              /* the old primary; 0 when not started by an upgrade */
 	int report;              /* the pipe to it until our workers are ready; -1 */
 	int ninherited;
-	struct inherited inherited[SCOREBOARD_SLOTS];
+	struct inherited inherited[SCOREBOARD_SLOTS + CONFIG_MAX_ADDRS];
 };
 
 /* The primary's whole state. */
@@ -101,6 +108,11 @@ struct primary {
 	char exe[4096];          /* absolute path forkd was started as: USR2 runs what is there */
 	char *const *argv;       /* the command line, given again to the new binary */
 	struct upgrade upgrade;
+	/* Socket activation: the service manager's sockets, which every
+	 * generation listens on instead of its listen lines (kept open here). */
+	int nactivated;
+	struct listen_addr activated[CONFIG_MAX_ADDRS];
+	int activated_fds[CONFIG_MAX_ADDRS];
 };
 
 /* The one primary of this process (primary.c). */
@@ -148,8 +160,11 @@ void primary_watchdog(void);
 /* Builds a generation from cfg (users, one socket per slot, shared with the
  * target or stable generation where the address is the same); NULL with err. */
 struct gen *primary_gen_new(const struct config *cfg, char *err, size_t errlen);
-/* Closes g's sockets and frees it (NULL is fine). */
-void primary_gen_free(struct gen *g);
+/* Closes g's sockets and frees it (NULL is fine); the unix socket files of
+ * addresses that keep (NULL: none) does not listen on are removed. */
+void primary_gen_drop(struct gen *g, const struct gen *keep);
+/* The socket the worker of slot uses for g's address a. */
+int primary_gen_fd(const struct gen *g, int slot, int a);
 /* Closes g's sockets, keeping g. */
 void primary_close_sockets(struct gen *g);
 /* Gives the log files to the workers' user, so that they can reopen them. */
@@ -172,8 +187,9 @@ void primary_fewer_workers(void);
 /* At start: takes over the listening sockets an old primary handed down
  * (FORKD_LISTEN_FDS), checking each; 0, or -1 after logging why. */
 int primary_upgrade_inherit(void);
-/* The inherited socket of slot bound to addr, now owned by the caller, or -1. */
-int primary_upgrade_take(int slot, const struct config_addr *addr);
+/* The inherited socket of slot (INHERIT_SHARED for a shared one) bound to
+ * addr, now owned by the caller, or -1. */
+int primary_upgrade_take(int slot, struct listen_addr *addr);
 /* Closes the inherited sockets no generation took. */
 void primary_upgrade_release(void);
 /* Every worker is ready: a new primary writes the pidfile and tells the old

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,15 +60,34 @@ void primary_proc_stop(struct proc *p, int sig)
 	primary_proc_signal(p, sig);
 }
 
+/* Whether fd is one of the n in keep. */
+static bool kept(int fd, const int *keep, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (keep[i] == fd)
+			return true;
+	return false;
+}
+
 /* In the child: everything of the primary's the worker must not hold. */
-static void child_close(int keep_fd, int own_chan)
+static void child_close(const int *keep, int nkeep, int own_chan)
 {
 	const struct gen *gens[2] = {primary.target, primary.stable};
 
-	for (int k = 0; k < 2; k++)
-		for (int i = 0; gens[k] && i < SCOREBOARD_SLOTS; i++)
-			if (gens[k]->fds[i] >= 0 && gens[k]->fds[i] != keep_fd)
-				close(gens[k]->fds[i]);
+	for (int k = 0; k < 2; k++) {
+		const struct gen *g = gens[k];
+		if (k == 1 && gens[1] == gens[0])
+			break;
+		for (int a = 0; g && a < g->naddrs; a++) {
+			if (g->shared[a] >= 0 && !kept(g->shared[a], keep, nkeep))
+				close(g->shared[a]);
+			for (int i = 0; i < SCOREBOARD_SLOTS; i++)
+				if (g->fds[i][a] >= 0 && !kept(g->fds[i][a], keep, nkeep))
+					close(g->fds[i][a]);
+		}
+	}
+	for (int a = 0; a < primary.nactivated; a++)
+		close(primary.activated_fds[a]);
 	for (int i = 0; i < SCOREBOARD_PROCS; i++)
 		if (primary.procs[i].pid && primary.procs[i].chan >= 0)
 			close(primary.procs[i].chan);
@@ -97,11 +117,13 @@ static void child_signals(void)
 static _Noreturn void child_run(int i, int slot, int chan, int own_chan)
 {
 	const struct gen *g = primary.target;
-	struct worker_args args = {.cfg = &g->cfg, .listen_fd = g->fds[slot], .slot = slot,
+	struct worker_args args = {.cfg = &g->cfg, .nlisten = g->naddrs, .slot = slot,
 				   .channel_fd = chan};
 
+	for (int a = 0; a < g->naddrs; a++)
+		args.listen_fds[a] = primary_gen_fd(g, slot, a);
 	child_signals();
-	child_close(g->fds[slot], own_chan);
+	child_close(args.listen_fds, args.nlisten, own_chan);
 	scoreboard_attach(i);
 	int rc = privs_drop(&g->privs);
 	if (rc) {

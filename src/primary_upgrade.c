@@ -60,8 +60,14 @@ static int search_path(const char *name, char *out, size_t len)
 	return -ENOENT;
 }
 
+/* How many descriptors from 3 on were open when the process began: the
+ * only ones socket activation (LISTEN_FDS) can have given. */
+static int activation_open;
+
 void primary_args(char *const *argv)
 {
+	while (activation_open < CONFIG_MAX_ADDRS && fcntl(3 + activation_open, F_GETFD) >= 0)
+		activation_open++;
 	char cwd[PATH_MAX];
 	char *exe = primary.exe;
 	size_t len = sizeof primary.exe;
@@ -85,10 +91,42 @@ void primary_args(char *const *argv)
 
 /* ---- the new primary's side ---- */
 
-/* Parses one "fd:slot:address" item of FORKD_LISTEN_FDS; 0 or -1 with why. */
-static int parse_item(const char *s, size_t n, struct inherited *in, char *why, size_t wlen)
+/* Takes fd as an inherited socket of slot after checking it; 0 or -1 with
+ * why (source says where the descriptor was named). */
+static int inherit_fd(long fd, int slot, bool activated, const char *source, char *why,
+		      size_t wlen)
+{
+	struct upgrade *u = &primary.upgrade;
+	struct inherited *in = &u->inherited[u->ninherited];
+
+	if (u->ninherited == (int)(sizeof u->inherited / sizeof u->inherited[0])) {
+		snprintf(why, wlen, "%s: too many sockets", source);
+		return -1;
+	}
+	int rc = fd < 0 || fd > INT_MAX ? -EBADF : listener_check((int)fd, &in->addr);
+	if (rc) {
+		snprintf(why, wlen, "descriptor %ld (%s): %s", fd, source, listener_strerror(rc));
+		return -1;
+	}
+	in->fd = (int)fd;
+	in->slot = in->addr.shared || activated ? INHERIT_SHARED : slot;
+	in->activated = activated;
+	fcntl(in->fd, F_SETFD, FD_CLOEXEC);
+	/* A worker accepts until EAGAIN: a blocking socket would stall its loop. */
+	int fl = fcntl(in->fd, F_GETFL);
+	if (fl >= 0 && !(fl & O_NONBLOCK))
+		fcntl(in->fd, F_SETFL, fl | O_NONBLOCK);
+	u->ninherited++;
+	return 0;
+}
+
+/* Parses one "fd:slot:address" item of FORKD_LISTEN_FDS (slot "*" for a
+ * socket all workers share, "s" for one the service manager gave); 0 or -1. */
+static int parse_item(const char *s, size_t n, char *why, size_t wlen)
 {
 	char item[CONFIG_STR + 32], *end;
+	long slot = INHERIT_SHARED;
+	bool activated = false;
 
 	if (n >= sizeof item) {
 		snprintf(why, wlen, "an item too long");
@@ -98,37 +136,26 @@ static int parse_item(const char *s, size_t n, struct inherited *in, char *why, 
 	item[n] = '\0';
 	errno = 0;
 	long fd = strtol(item, &end, 10);
-	long slot = *end == ':' ? strtol(end + 1, &end, 10) : -1;
-	if (errno || fd < 0 || fd > INT_MAX || slot < 0 || slot >= SCOREBOARD_SLOTS ||
+	if (*end == ':' && (end[1] == '*' || end[1] == 's')) {
+		activated = end[1] == 's';
+		end += 2;
+	} else if (*end == ':') {
+		slot = strtol(end + 1, &end, 10);
+	}
+	if (errno || end == item || slot < INHERIT_SHARED || slot >= SCOREBOARD_SLOTS ||
 	    *end != ':') {
 		snprintf(why, wlen, "'%s' is not fd:slot:address", item);
 		return -1;
 	}
-	in->fd = (int)fd;
-	in->slot = (int)slot;
-	int rc = listener_check(in->fd, &in->addr);
-	if (rc) {
-		snprintf(why, wlen, "descriptor %d (%s): %s", in->fd, end + 1, listener_strerror(rc));
-		in->fd = -1;
-		return -1;
-	}
-	fcntl(in->fd, F_SETFD, FD_CLOEXEC);
-	return 0;
+	return inherit_fd(fd, (int)slot, activated, end + 1, why, wlen);
 }
 
 static int parse_fds(const char *v, char *why, size_t wlen)
 {
-	struct upgrade *u = &primary.upgrade;
-
 	while (*v) {
 		size_t n = strcspn(v, ",");
-		if (u->ninherited == SCOREBOARD_SLOTS) {
-			snprintf(why, wlen, "more than %d sockets", SCOREBOARD_SLOTS);
+		if (parse_item(v, n, why, wlen))
 			return -1;
-		}
-		if (parse_item(v, n, &u->inherited[u->ninherited], why, wlen))
-			return -1;
-		u->ninherited++;
 		v += n + (v[n] == ',');
 	}
 	return 0;
@@ -157,6 +184,55 @@ static int parse_from(const char *from, const char *report, char *why, size_t wl
 	return 0;
 }
 
+/* Socket activation: LISTEN_FDS sockets from descriptor 3 on, when
+ * LISTEN_PID names this process; 0 or -1 with why. */
+static int parse_activation(char *why, size_t wlen)
+{
+	const char *pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
+	char *end;
+
+	if (!pid || !fds)
+		return 0;
+	long p = strtol(pid, &end, 10);
+	if (*end || p != (long)getpid())
+		return 0; /* meant for another process: systemd says to ignore it */
+	long n = strtol(fds, &end, 10);
+	if (*end || n < 1 || n > CONFIG_MAX_ADDRS) {
+		snprintf(why, wlen, "LISTEN_FDS='%s': expected 1..%d sockets", fds, CONFIG_MAX_ADDRS);
+		return -1;
+	}
+	for (long fd = 3; fd < 3 + n; fd++) {
+		/* Opened by forkd itself since (its error log), not given by the
+		 * service manager. */
+		if (fd >= 3 + activation_open) {
+			snprintf(why, wlen, "descriptor %ld (LISTEN_FDS): %s", fd,
+				 listener_strerror(-EBADF));
+			return -1;
+		}
+		if (inherit_fd(fd, INHERIT_SHARED, true, "LISTEN_FDS", why, wlen))
+			return -1;
+	}
+	return 0;
+}
+
+/* Moves the service manager's sockets to primary.activated. */
+static void keep_activated(void)
+{
+	struct upgrade *u = &primary.upgrade;
+
+	for (int i = 0; i < u->ninherited; i++) {
+		struct inherited *in = &u->inherited[i];
+		if (!in->activated || primary.nactivated == CONFIG_MAX_ADDRS)
+			continue;
+		in->addr.shared = true;
+		in->addr.dev = in->addr.ino = 0; /* the service manager's file, not ours */
+		primary.activated[primary.nactivated] = in->addr;
+		primary.activated_fds[primary.nactivated++] = in->fd;
+		log_info("listening on %s, a socket from the service manager", in->addr.text);
+		in->fd = -1;
+	}
+}
+
 int primary_upgrade_inherit(void)
 {
 	char why[512] = "";
@@ -166,31 +242,43 @@ int primary_upgrade_inherit(void)
 
 	if (from && parse_from(from, report, why, sizeof why))
 		rc = -1;
-	else if (fds && parse_fds(fds, why, sizeof why))
+	else if (from && fds && parse_fds(fds, why, sizeof why))
 		rc = -1;
-	if (rc) {
+	else if (!from && parse_activation(why, sizeof why))
+		rc = -1;
+	if (rc && from) {
 		log_error("binary upgrade: %s: cannot take over the old primary's sockets", why);
 		primary_upgrade_failed(why);
+	} else if (rc) {
+		log_error("socket activation: %s", why);
 	} else if (primary.upgrade.from) {
 		log_info("binary upgrade: taking over %d listening socket(s) from primary %d",
 			 primary.upgrade.ninherited, (int)primary.upgrade.from);
 	}
+	if (!rc)
+		keep_activated();
 	/* Neither the workers nor a later upgrade of ours must see them. */
 	unsetenv(ENV_FDS);
 	unsetenv(ENV_FROM);
 	unsetenv(ENV_REPORT);
+	unsetenv("LISTEN_PID");
+	unsetenv("LISTEN_FDS");
+	unsetenv("LISTEN_FDNAMES");
 	return rc;
 }
 
-int primary_upgrade_take(int slot, const struct config_addr *addr)
+int primary_upgrade_take(int slot, struct listen_addr *addr)
 {
 	struct upgrade *u = &primary.upgrade;
 
 	for (int i = 0; i < u->ninherited; i++) {
 		struct inherited *in = &u->inherited[i];
-		if (in->fd >= 0 && in->slot == slot && listener_same_addr(&in->addr, addr)) {
+		if (in->fd >= 0 && !in->activated && in->slot == slot &&
+		    listener_same(&in->addr, addr)) {
 			int fd = in->fd;
 			in->fd = -1;
+			addr->dev = in->addr.dev; /* the file is ours to remove in the end */
+			addr->ino = in->addr.ino;
 			return fd;
 		}
 	}
@@ -255,23 +343,46 @@ void primary_upgrade_ready(void)
 
 /* ---- the old primary's side ---- */
 
-/* FORKD_LISTEN_FDS for the target generation's sockets, into out. */
+/* Appends one "fd:slot:address" item; commas in the address (a unix path)
+ * become '?', the address being there for messages only. */
+static int item(char *out, size_t len, size_t *used, int fd, const char *slot,
+		const char *text)
+{
+	int n = snprintf(out + *used, len - *used, "%s%d:%s:%s", *used ? "," : "", fd, slot,
+			 text);
+
+	if (n < 0 || (size_t)n >= len - *used)
+		return -ENAMETOOLONG;
+	for (char *p = out + *used + 1; *p; p++)
+		if (*p == ',')
+			*p = '?';
+	*used += (size_t)n;
+	return 0;
+}
+
+/* FORKD_LISTEN_FDS for the target generation's sockets (and the service
+ * manager's), into out. */
 static int listen_fds_text(char *out, size_t len)
 {
 	const struct gen *g = primary.target;
+	char slot[16];
 	size_t used = 0;
+	int rc = 0;
 
 	out[0] = '\0';
-	for (int i = 0; i < g->nslots; i++) {
-		if (g->fds[i] < 0)
-			continue;
-		int n = snprintf(out + used, len - used, "%s%d:%d:%s", used ? "," : "", g->fds[i],
-				 i, g->cfg.listen);
-		if (n < 0 || (size_t)n >= len - used)
-			return -ENAMETOOLONG;
-		used += (size_t)n;
-	}
-	return 0;
+	for (int a = 0; !rc && a < primary.nactivated; a++)
+		rc = item(out, len, &used, primary.activated_fds[a], "s",
+			  primary.activated[a].text);
+	for (int a = 0; !rc && !primary.nactivated && a < g->naddrs; a++)
+		if (g->shared[a] >= 0)
+			rc = item(out, len, &used, g->shared[a], "*", g->addrs[a].text);
+	for (int i = 0; i < g->nslots; i++)
+		for (int a = 0; !rc && a < g->naddrs; a++)
+			if (g->fds[i][a] >= 0) {
+				snprintf(slot, sizeof slot, "%d", i);
+				rc = item(out, len, &used, g->fds[i][a], slot, g->addrs[a].text);
+			}
+	return rc;
 }
 
 /* In the child: the old primary's handlers and mask go, the sockets and
@@ -286,9 +397,15 @@ static _Noreturn void child_exec(const char *fds, int report_fd)
 		signal(sig, SIG_DFL);
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
-	for (int i = 0; i < g->nslots; i++)
-		if (g->fds[i] >= 0)
-			fcntl(g->fds[i], F_SETFD, 0);
+	for (int a = 0; a < primary.nactivated; a++)
+		fcntl(primary.activated_fds[a], F_SETFD, 0);
+	for (int a = 0; a < g->naddrs; a++) {
+		if (g->shared[a] >= 0)
+			fcntl(g->shared[a], F_SETFD, 0);
+		for (int i = 0; i < g->nslots; i++)
+			if (g->fds[i][a] >= 0)
+				fcntl(g->fds[i][a], F_SETFD, 0);
+	}
 	fcntl(report_fd, F_SETFD, 0);
 	setenv(ENV_FDS, fds, 1);
 	snprintf(num, sizeof num, "%d", (int)getppid());
@@ -326,7 +443,7 @@ static int pipe_setup(int fd)
 void primary_upgrade(void)
 {
 	struct upgrade *u = &primary.upgrade;
-	char fds[SCOREBOARD_SLOTS * 48];
+	static char fds[128 * 1024]; /* the most one environment string may hold */
 	const char *why = refusal();
 	int p[2];
 

@@ -25,6 +25,11 @@ WRK = shutil.which("wrk")
 REAL_BIN = harness.BIN
 
 
+def read_text(path):
+    with open(path) as f:
+        return f.read()
+
+
 def exe_id(pid):
     """(device, inode) of the file process pid runs, or None when it is gone."""
     try:
@@ -242,7 +247,7 @@ class Refusals(UpgradeCase):
         old = self.primary()
         before = self.count("binary upgrade failed")
         self.bins.install_forkd()
-        good = open(s.conf).read()
+        good = read_text(s.conf)
         s.write_conf(raw=good + "[server]\nworkers = 9999\n")
         self.upgrade()
         self.assert_failed(old, before, r"binary upgrade failed: new primary \d+: %s:\d+: "
