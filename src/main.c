@@ -48,14 +48,14 @@ struct cli {
 	int workers;         /* --workers, 0 = not given */
 	int test;            /* -t: check the configuration and exit */
 	int dump;            /* -T: check it and print the effective values */
-	const char *signal;  /* -s: stop, quit, reload or reopen the running forkd */
+	const char *signal;  /* -s: stop, quit, reload, reopen or upgrade the running forkd */
 };
 
 static void usage(FILE *out)
 {
 	fprintf(out,
 		"usage: forkd [-c FILE] [-t | -T] [-s stop|quit|reload|reopen|upgrade]\n"
-		"             [--listen HOST:PORT] [--workers N] [--app MODULE] [-v] [-h]\n"
+		"             [--listen ADDRESS] [--workers N] [--app MODULE] [-v] [-h]\n"
 		"  -c, --config FILE    configuration file (default: conf/forkd.conf if it\n"
 		"                       exists, else /etc/forkd/forkd.conf, else built-in defaults)\n"
 		"  -t, --test           check the configuration, load the app, and exit\n"
@@ -63,7 +63,8 @@ static void usage(FILE *out)
 		"  -s, --signal ACTION  signal the forkd whose pid is in [server] pidfile: stop\n"
 		"                       (graceful), quit (fast), reload (config), reopen (logs),\n"
 		"                       upgrade (start the binary at forkd's path anew)\n"
-		"      --listen H:P     listen on H:P instead of [server] listen\n"
+		"      --listen ADDR    listen on ADDR (HOST:PORT, PORT or unix:/PATH) instead\n"
+		"                       of every [server] listen line\n"
 		"      --workers N      run N workers (1..256) instead of [server] workers\n"
 		"      --app MODULE     load the app module MODULE instead of [app] module\n"
 		"  -v, --version        print the version and exit\n"

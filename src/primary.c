@@ -5,16 +5,18 @@
  * sockets, forks the workers, notices when one dies or hangs and replaces it,
  * and turns signals from the operator into stops, reloads and log reopening.
  *
- * Sockets. The primary creates one SO_REUSEPORT listening socket per slot
- * and keeps all of them open for as long as the slot exists. The worker of
- * slot i inherits socket i and accepts only from it; the kernel spreads new
- * connections over the sockets. When a worker dies, connections the kernel
- * already queued on its socket stay queued (the primary still holds the
- * socket), and the replacement, which inherits the same socket, accepts
- * them. With one socket per worker owned by the worker itself, those
- * connections would be reset when it died. Started as root, the primary
- * stays root (to bind a new address or reopen logs on reload) and each
- * worker drops to [server] user and group right after the fork.
+ * Sockets. The primary creates, for each TCP address it listens on, one
+ * SO_REUSEPORT listening socket per slot and keeps all of them open for as
+ * long as the slot exists. The worker of slot i inherits slot i's sockets
+ * and accepts only from them; the kernel spreads new connections over the
+ * slots. When a worker dies, connections the kernel already queued on its
+ * sockets stay queued (the primary still holds them), and the replacement,
+ * which inherits the same sockets, accepts them. With sockets owned by the
+ * worker itself, those connections would be reset when it died. A unix
+ * socket, or one the service manager handed over (socket activation), is
+ * one socket every worker accepts from. Started as root, the primary stays
+ * root (to bind a new address or reopen logs on reload) and each worker
+ * drops to [server] user and group right after the fork.
  *
  * Generations. Everything a worker is started from (the configuration, the
  * resolved user, the per-slot sockets) is a generation. At start there is one.
@@ -44,6 +46,11 @@
  * crash backoff, the watchdog's one-second check, the end of a graceful
  * stop) wakes it through a one-shot ITIMER_REAL (SIGALRM).
  *
+ * Upgrade. SIGUSR2 starts the binary at the path forkd was started from as
+ * a new primary, which inherits every listening socket, starts its workers
+ * and only then tells this one to drain and exit; until then both serve,
+ * and if the new one fails, this one serves on (primary_upgrade.c).
+ *
  * Health. Each worker stamps a heartbeat into the shared scoreboard every
  * second from a libev timer. A stamp older than worker_timeout means the
  * worker's loop is blocked; the primary SIGKILLs it and logs the request the
@@ -56,7 +63,9 @@
  *
  * Files. This one holds the loop, the signals and the stops;
  * primary_procs.c the worker processes (fork, channel, reaping, watchdog);
- * primary_reload.c the generations, converging and reload. The mechanisms
+ * primary_reload.c the generations, converging and reload;
+ * primary_upgrade.c the binary upgrade, from both sides, and the sockets a
+ * primary inherits (from an old primary or the service manager). The mechanisms
  * they use know nothing of the policy: listeners.c (sockets), scoreboard.c
  * (shared memory), privs.c (user and group), pidfile.c. */
 #include "primary.h"

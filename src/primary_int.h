@@ -1,6 +1,7 @@
 /* primary_int: what the files of the primary share (primary.c: the loop,
  * signals and stops; primary_procs.c: the worker processes; primary_reload.c:
- * generations, converging on the target, reload). Nothing else includes it.
+ * generations, converging on the target, reload; primary_upgrade.c: binary
+ * upgrade and inherited sockets). Nothing else includes it.
  * The design is described at the top of primary.c. */
 #ifndef FORKD_PRIMARY_INT_H
 #define FORKD_PRIMARY_INT_H
