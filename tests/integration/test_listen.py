@@ -252,7 +252,7 @@ class ActivatedServer(Server):
         env = dict(os.environ)
         self.ready_lines = self.log().count(harness.READY_LINE)
         self.checked = False
-        self.proc = subprocess.Popen(self.wrapper + [harness.BIN, "-c", self.conf] + self.args,
+        self.proc = subprocess.Popen(self.wrapper + [self.bin, "-c", self.conf] + self.args,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
                                      cwd=self.dir, pass_fds=self.fds)
         if wait and not wait_for(self.ready):

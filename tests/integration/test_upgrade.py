@@ -87,19 +87,13 @@ class Binaries:
 
 
 class UpgradeCase(unittest.TestCase):
-    def setUp(self):
-        self.saved_bin = harness.BIN
-        self.addCleanup(setattr, harness, "BIN", self.saved_bin)
-        self.extra_primaries = []
-
     def start(self, sections=None, workers=2):
         s = Server(sections, workers=workers)
         self.bins = Binaries(s.dir)
         self.first = self.bins.install_forkd()
-        harness.BIN = self.bins.path
+        s.bin = self.bins.path
         self.addCleanup(self.stop_all, s)
         s.start()
-        harness.BIN = self.saved_bin
         self.server = s
         return s
 
