@@ -45,6 +45,19 @@
 
 /* ---- the command line, kept for the new binary ---- */
 
+/* dir/name into out; 0 or -ENAMETOOLONG. */
+static int join(char *out, size_t len, const char *dir, size_t dlen, const char *name)
+{
+	size_t n = strlen(name);
+
+	if (dlen + n + 2 > len)
+		return -ENAMETOOLONG;
+	memcpy(out, dir, dlen);
+	out[dlen] = '/';
+	memcpy(out + dlen + 1, name, n + 1);
+	return 0;
+}
+
 /* The directory of PATH in which name is an executable file, into out. */
 static int search_path(const char *name, char *out, size_t len)
 {
@@ -52,8 +65,7 @@ static int search_path(const char *name, char *out, size_t len)
 
 	for (const char *p = path ? path : ""; *p;) {
 		size_t n = strcspn(p, ":");
-		if (n && (size_t)snprintf(out, len, "%.*s/%s", (int)n, p, name) < len &&
-		    out[0] == '/' && access(out, X_OK) == 0)
+		if (n && !join(out, len, p, n, name) && out[0] == '/' && access(out, X_OK) == 0)
 			return 0;
 		p += n + (p[n] == ':');
 	}
@@ -64,29 +76,34 @@ static int search_path(const char *name, char *out, size_t len)
  * only ones socket activation (LISTEN_FDS) can have given. */
 static int activation_open;
 
+/* The absolute path argv[0] names, into out: the path itself, not where
+ * its links lead, since replacing the file (or the link) at that path is how
+ * an operator chooses the new binary. /proc/self/exe when it names none. */
+static void resolve_exe(const char *a0, char *out, size_t len)
+{
+	char cwd[PATH_MAX];
+
+	while (a0[0] == '.' && a0[1] == '/')
+		a0 += 2;
+	if (a0[0] == '/') {
+		snprintf(out, len, "%s", a0);
+		return;
+	}
+	if (strchr(a0, '/') && getcwd(cwd, sizeof cwd) && !join(out, len, cwd, strlen(cwd), a0))
+		return;
+	if (a0[0] && !strchr(a0, '/') && !search_path(a0, out, len))
+		return;
+	ssize_t n = readlink("/proc/self/exe", out, len - 1);
+	out[n > 0 ? n : 0] = '\0';
+}
+
 void primary_args(char *const *argv)
 {
 	while (activation_open < CONFIG_MAX_ADDRS && fcntl(3 + activation_open, F_GETFD) >= 0)
 		activation_open++;
-	char cwd[PATH_MAX];
-	char *exe = primary.exe;
-	size_t len = sizeof primary.exe;
-
 	primary.argv = argv;
 	primary.upgrade.pipe = primary.upgrade.report = -1;
-	const char *a0 = argv && argv[0] ? argv[0] : "";
-	/* The path itself, not where its links lead: replacing the file (or the
-	 * link) at that path is how an operator chooses the new binary. */
-	while (a0[0] == '.' && a0[1] == '/')
-		a0 += 2;
-	if (a0[0] == '/')
-		snprintf(exe, len, "%s", a0);
-	else if (strchr(a0, '/') && getcwd(cwd, sizeof cwd) && strlen(cwd) + strlen(a0) + 2 <= len)
-		sprintf(exe, "%s/%s", cwd, a0);
-	else if (!a0[0] || search_path(a0, exe, len)) {
-		ssize_t n = readlink("/proc/self/exe", exe, len - 1);
-		exe[n > 0 ? n : 0] = '\0';
-	}
+	resolve_exe(argv && argv[0] ? argv[0] : "", primary.exe, sizeof primary.exe);
 }
 
 /* ---- the new primary's side ---- */
