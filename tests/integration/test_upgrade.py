@@ -13,8 +13,10 @@ import os
 import re
 import shutil
 import signal
+import socket
 import stat
 import subprocess
+import tempfile
 import time
 import unittest
 
@@ -294,6 +296,36 @@ class Refusals(UpgradeCase):
         open(go, "w").close()
         st = os.stat(real)
         self.assert_upgraded(old, (st.st_dev, st.st_ino))
+
+
+class Notify(UpgradeCase):
+    def test_service_manager_follows_the_new_primary(self):
+        """Playing systemd (NOTIFY_SOCKET): the old primary names the new one
+        with MAINPID= once it is ready, and never says STOPPING=1 while it
+        drains, since the service goes on."""
+        folder = tempfile.mkdtemp(prefix="forkd-notify-")
+        path = os.path.join(folder, "notify.sock")
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.addCleanup(sock.close)
+        sock.bind(path)
+        s = Server(workers=1, env={"NOTIFY_SOCKET": path})
+        self.bins = Binaries(s.dir)
+        s.bin = self.bins.path
+        self.bins.install_forkd()
+        self.addCleanup(self.stop_all, s)
+        self.server = s.start()
+        installed = self.bins.install_forkd()
+        old = self.upgrade()
+        new = self.assert_upgraded(old, installed)
+        sock.settimeout(0.2)
+        got = []
+        while True:
+            try:
+                got.append(sock.recv(4096).decode())
+            except socket.timeout:
+                break
+        self.assertIn("MAINPID=%d\nREADY=1" % new, got)
+        self.assertFalse([m for m in got if "STOPPING=1" in m], got)
 
 
 class Signals(UpgradeCase):
