@@ -58,7 +58,8 @@ enum type {
 	T_PATH,     /* char[]: a file path or one of the key's reserved words */
 	T_CHOICE,   /* char[]: one of the key's words */
 	T_LEVEL,    /* int: enum log_level */
-	T_LISTEN,   /* listen (as written) and addr (parsed) */
+	T_LISTEN,   /* listen: may be repeated; listens[], listen (joined) and addr */
+	T_MODE,     /* int: file permissions, octal 0..0777 */
 	T_ADDRS,    /* char[]: comma-separated addresses or CIDR ranges */
 	T_HOSTPORT, /* char[]: "" or host:port, host may be a name */
 };
@@ -84,7 +85,7 @@ static const char *const slash_policies[] = { "strict", "redirect", NULL };
 
 static const struct key keys[] = {
 	{ "server", "listen", T_LISTEN, FIELD(listen), 0, 0, "127.0.0.1:8080", NULL,
-		"address and port to accept connections on; --listen overrides it" },
+		"address to accept connections on; repeat for several; --listen replaces all" },
 	{ "server", "workers", T_AUTO, FIELD(workers), 1, 256, "auto", NULL,
 		"worker processes; auto = one per CPU forkd may run on (its affinity mask)" },
 	{ "server", "backlog", T_INT, FIELD(backlog), 1, 65535, "511", NULL,
@@ -108,6 +109,12 @@ static const struct key keys[] = {
 	{ "server", "io_coalesce", T_DURATION, FIELD(io_coalesce), 0, 0.01, "100us", NULL,
 		"most the loop waits before polling while many connections are busy, to "
 		"serve their requests together; 0 = never wait" },
+	{ "server", "upgrade_timeout", T_DURATION, FIELD(upgrade_timeout), 1, 3600, "60", NULL,
+		"how long a binary upgrade (USR2) waits for the new primary to be ready" },
+	{ "server", "unix_mode", T_MODE, FIELD(unix_mode), 0, 0777, "0660", NULL,
+		"permissions of the socket file of a unix: listen address" },
+	{ "server", "unix_owner", T_STRING, FIELD(unix_owner), 0, 0, "", NULL,
+		"user, user:group or :group of a unix: listen socket file; empty = as created" },
 	{ "server", "user", T_STRING, FIELD(user), 0, 0, "", NULL,
 		"user the workers run as; empty = keep the current user" },
 	{ "server", "group", T_STRING, FIELD(group), 0, 0, "", NULL,
@@ -596,18 +603,87 @@ static int set_string(char *dst, size_t size, const char *v, char *why)
 	return 0;
 }
 
+/* A listen value: unix:/PATH, PORT alone (every address), or HOST:PORT
+ * where HOST is numeric, "*" or a name (resolved when the socket is bound).
+ * The reason for a refusal, or NULL with addr filled. */
+static const char *listen_why(const char *v, struct config_addr *addr)
+{
+	char host[sizeof addr->host];
+	unsigned char bin[16];
+	int v6, port;
+
+	memset(addr, 0, sizeof *addr);
+	if (!strncmp(v, "unix:", 5)) {
+		if (v[5] != '/')
+			return "a unix: socket path must be absolute";
+		return strlen(v + 5) > CONFIG_UNIX_PATH ? "unix: socket path too long" : NULL;
+	}
+	if (*v && strspn(v, "0123456789") == strlen(v)) {
+		long n = strlen(v) > 5 ? 0 : strtol(v, NULL, 10);
+		if (n < 1 || n > 65535)
+			return "port out of range";
+		addr->port = (int)n;
+		return NULL;
+	}
+	const char *why = split_hostport(v, host, sizeof host, &v6, &port);
+	if (why)
+		return why;
+	if (v6 && inet_pton(AF_INET6, host, bin) != 1)
+		return "not a numeric IPv6 address";
+	for (const char *p = host; !v6 && strcmp(host, "*") && *p; p++)
+		if (!isalnum((unsigned char)*p) && !strchr(".-_", *p))
+			return "not an IPv4 address or a host name";
+	if (strcmp(host, "*"))
+		strcpy(addr->host, host);
+	addr->port = port;
+	return NULL;
+}
+
+int config_parse_listen(const char *s, struct config_addr *addr)
+{
+	return listen_why(s, addr) ? -EINVAL : 0;
+}
+
+/* Adds a listen value; the first of a file (or of --listen) replaces the
+ * default, which the caller marks by setting nlisten to 0. */
 static int set_listen(struct config *cfg, const char *v, char *why)
 {
 	struct config_addr addr;
 	const char *r;
+	size_t used = strlen(cfg->listen);
 
-	if (strlen(v) >= sizeof cfg->listen)
+	if (strlen(v) >= sizeof cfg->listens[0])
 		return say(why, "too long (%zu characters)", strlen(v));
-	r = addr_why(v, &addr);
+	r = listen_why(v, &addr);
 	if (r)
 		return say(why, "%s", r);
-	cfg->addr = addr;
-	return set_string(cfg->listen, sizeof cfg->listen, v, why);
+	for (int i = 0; i < cfg->nlisten; i++)
+		if (!strcmp(cfg->listens[i], v))
+			return say(why, "the same address twice");
+	if (cfg->nlisten == CONFIG_MAX_LISTEN)
+		return say(why, "more than %d listen lines", CONFIG_MAX_LISTEN);
+	if (!cfg->nlisten) {
+		cfg->addr = addr;
+		used = 0;
+	}
+	snprintf(cfg->listens[cfg->nlisten++], sizeof cfg->listens[0], "%s", v);
+	/* The joined text is for messages only: cut when long. */
+	if (used + strlen(v) + 3 < sizeof cfg->listen)
+		snprintf(cfg->listen + used, sizeof cfg->listen - used, "%s%s", used ? ", " : "", v);
+	return 0;
+}
+
+static int set_mode(int *dst, const char *v, char *why)
+{
+	char *end;
+	long n = strtol(v, &end, 8);
+
+	if (!*v || *end || strspn(v, "01234567") != strlen(v))
+		return say(why, "not an octal number");
+	if (n < 0 || n > 0777)
+		return say(why, "out of range");
+	*dst = (int)n;
+	return 0;
 }
 
 static int set_path(const struct key *k, char *dst, const char *v, char *why)
@@ -692,6 +768,8 @@ static int set_value(struct config *cfg, const struct key *k, const char *v, cha
 		return set_level(f, v, why);
 	case T_LISTEN:
 		return set_listen(cfg, v, why);
+	case T_MODE:
+		return set_mode(f, v, why);
 	case T_ADDRS:
 		return check_addrs(v, why) ? -EINVAL : set_string(f, k->size, v, why);
 	case T_HOSTPORT:
@@ -738,7 +816,11 @@ static void describe(const struct key *k, char *buf, size_t len)
 		snprintf(buf, len, "debug, info, warn, error");
 		return;
 	case T_LISTEN:
-		snprintf(buf, len, "IPV4:PORT, [IPV6]:PORT or *:PORT, PORT 1..65535");
+		snprintf(buf, len, "HOST:PORT, [IPV6]:PORT, *:PORT, PORT or unix:/PATH, "
+			 "PORT 1..65535, up to %d lines", CONFIG_MAX_LISTEN);
+		return;
+	case T_MODE:
+		snprintf(buf, len, "an octal mode 0..0777");
 		return;
 	case T_ADDRS:
 		snprintf(buf, len, "comma-separated IP addresses or CIDR ranges, "
@@ -780,6 +862,9 @@ static void format_value(const struct config *cfg, const struct key *k, char *bu
 		return;
 	case T_LEVEL:
 		snprintf(buf, len, "%s", log_level_name(*(const int *)f));
+		return;
+	case T_MODE:
+		snprintf(buf, len, "%04o", (unsigned)*(const int *)f);
 		return;
 	default:
 		snprintf(buf, len, "%s", (const char *)f);
@@ -986,7 +1071,9 @@ static int on_key(void *user, const char *section, const char *name, const char 
 		return 0;
 	}
 	size_t i = (size_t)(k - keys);
-	if (ld->seen[i]) {
+	if (k->type == T_LISTEN && !ld->seen[i])
+		ld->cfg->nlisten = 0; /* the file's listen lines replace the default */
+	if (ld->seen[i] && k->type != T_LISTEN) {
 		snprintf(why, sizeof why, "duplicate key, first set on line %d", ld->seen[i]);
 		fail_key(ld, section, name, value, why, "each key once");
 		return 0;
@@ -1127,8 +1214,13 @@ int config_set_listen(struct config *cfg, const char *value, char *err, size_t e
 	char why[WHY], allowed[WHY];
 	const struct key *k = key_find("server", "listen");
 
-	if (!set_listen(cfg, value, why))
+	struct config next = *cfg;
+
+	next.nlisten = 0;
+	if (!set_listen(&next, value, why)) {
+		*cfg = next;
 		return 0;
+	}
 	describe(k, allowed, sizeof allowed);
 	if (err && errlen)
 		snprintf(err, errlen, "--listen '%.*s%s': %s; allowed: %s", SHOW, value,
@@ -1186,8 +1278,14 @@ void config_dump(const struct config *cfg, int fd)
 			dprintf(fd, "%s[%s]\n", i ? "\n" : "", k->section);
 		format_value(cfg, k, value, sizeof value);
 		describe(k, allowed, sizeof allowed);
-		dprintf(fd, "# %s; default %s; allowed: %s\n%s =%s%s\n", k->help,
-			*k->def ? k->def : "empty", allowed, k->name, *value ? " " : "", value);
+		dprintf(fd, "# %s; default %s; allowed: %s\n", k->help, *k->def ? k->def : "empty",
+			allowed);
+		if (k->type == T_LISTEN) {
+			for (int l = 0; l < cfg->nlisten; l++)
+				dprintf(fd, "%s = %s\n", k->name, cfg->listens[l]);
+			continue;
+		}
+		dprintf(fd, "%s =%s%s\n", k->name, *value ? " " : "", value);
 	}
 	if (cfg->nheaders)
 		dprintf(fd, "\n[%s]\n# response headers app_use_headers sets, replaces or (empty) "

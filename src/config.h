@@ -9,6 +9,8 @@
 
 #define CONFIG_STR 256
 #define CONFIG_MAX_LISTEN 8
+/* Most addresses the listen lines may resolve to in all. */
+#define CONFIG_MAX_ADDRS 32
 
 #define CONFIG_MAX_APP_ENTRIES 64
 #define CONFIG_MAX_HEADERS 32
@@ -31,13 +33,18 @@ struct config_addr {
 	int port;
 };
 
+/* Longest path of a unix: listen address (sockaddr_un's sun_path, less its NUL). */
+#define CONFIG_UNIX_PATH 107
+
 /* The whole configuration. Durations are seconds; sizes are bytes. */
 struct config {
 	char path[CONFIG_STR]; /* file it was read from, "" for built-in defaults */
 
 	/* [server] */
-	char listen[CONFIG_STR];         /* as written, for messages */
-	struct config_addr addr;         /* the parsed listen address */
+	char listen[CONFIG_STR];         /* every listen value as written, for messages */
+	struct config_addr addr;         /* the first listen value's address (unix: port 0) */
+	int nlisten;                     /* listen lines, 1..CONFIG_MAX_LISTEN */
+	char listens[CONFIG_MAX_LISTEN][CONFIG_STR]; /* each as written; resolved when bound */
 	int workers;                     /* 0 = auto: one per usable CPU */
 	int backlog;
 	char pidfile[CONFIG_STR];        /* "" = none */
@@ -48,6 +55,9 @@ struct config {
 	int max_connections;
 	int io_uring;                    /* batch socket I/O through io_uring when available */
 	double io_coalesce;              /* most the loop waits before polling (pace.h); 0: never */
+	double upgrade_timeout;          /* USR2: the new primary must be ready within this */
+	int unix_mode;                   /* permissions of unix: listen sockets */
+	char unix_owner[130];            /* "user", "user:group" or ":group"; "" = as created */
 	char user[64];                   /* "" = keep the current user */
 	char group[64];
 
@@ -125,10 +135,15 @@ void config_defaults(struct config *cfg);
  * "FILE:LINE: [section] key = 'value': what is wrong; allowed: ..." (cut to
  * errlen; 1024 is ample); cfg is left as it was, so a bad reload changes nothing. */
 int config_load(struct config *cfg, const char *path, char *err, size_t errlen);
-/* Applies a --listen value; 0, or -EINVAL with err set. */
+/* Applies a --listen value (it replaces every listen line); 0, or -EINVAL
+ * with err set. */
 int config_set_listen(struct config *cfg, const char *value, char *err, size_t errlen);
 /* Parses "host:port" into addr; 0 or -EINVAL. */
 int config_parse_addr(const char *s, struct config_addr *addr);
+/* Parses one listen value (HOST:PORT, [IPV6]:PORT, *:PORT, PORT or
+ * unix:/PATH) into addr (host "" for * and PORT; port 0 for unix:); 0 or
+ * -EINVAL. */
+int config_parse_listen(const char *s, struct config_addr *addr);
 /* The worker count after resolving auto. */
 int config_workers(const struct config *cfg);
 /* Pool threads per worker after resolving auto. */

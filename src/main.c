@@ -48,21 +48,23 @@ struct cli {
 	int workers;         /* --workers, 0 = not given */
 	int test;            /* -t: check the configuration and exit */
 	int dump;            /* -T: check it and print the effective values */
-	const char *signal;  /* -s: stop, quit, reload or reopen the running forkd */
+	const char *signal;  /* -s: stop, quit, reload, reopen or upgrade the running forkd */
 };
 
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"usage: forkd [-c FILE] [-t | -T] [-s stop|quit|reload|reopen] [--listen HOST:PORT]\n"
-		"             [--workers N] [--app MODULE] [-v] [-h]\n"
+		"usage: forkd [-c FILE] [-t | -T] [-s stop|quit|reload|reopen|upgrade]\n"
+		"             [--listen ADDRESS] [--workers N] [--app MODULE] [-v] [-h]\n"
 		"  -c, --config FILE    configuration file (default: conf/forkd.conf if it\n"
 		"                       exists, else /etc/forkd/forkd.conf, else built-in defaults)\n"
 		"  -t, --test           check the configuration, load the app, and exit\n"
 		"  -T, --dump           check the configuration, print every effective value, exit\n"
 		"  -s, --signal ACTION  signal the forkd whose pid is in [server] pidfile: stop\n"
-		"                       (graceful), quit (fast), reload (config), reopen (logs)\n"
-		"      --listen H:P     listen on H:P instead of [server] listen\n"
+		"                       (graceful), quit (fast), reload (config), reopen (logs),\n"
+		"                       upgrade (start the binary at forkd's path anew)\n"
+		"      --listen ADDR    listen on ADDR (HOST:PORT, PORT or unix:/PATH) instead\n"
+		"                       of every [server] listen line\n"
 		"      --workers N      run N workers (1..256) instead of [server] workers\n"
 		"      --app MODULE     load the app module MODULE instead of [app] module\n"
 		"  -v, --version        print the version and exit\n"
@@ -164,6 +166,7 @@ static int configure(struct config *cfg, const char *path, const struct cli *cli
 		config_defaults(cfg);
 	else if (config_load(cfg, path, err, sizeof err) < 0) {
 		fprintf(stderr, "forkd: %s\n", err);
+		primary_upgrade_failed(err);
 		return EXIT_CONFIG;
 	}
 	if (cli->listen && config_set_listen(cfg, cli->listen, err, sizeof err) < 0) {
@@ -223,6 +226,7 @@ int forkd_main(int argc, char **argv, int (*init)(struct app *app))
 	struct cli cli = { 0 };
 	struct config cfg;
 
+	primary_args(argv);
 	int rc = parse_args(argc, argv, &cli);
 	if (rc >= 0)
 		return rc;

@@ -28,3 +28,13 @@ void notify_stopping(void)
 	sd_notify(0, "STOPPING=1");
 #endif
 }
+
+void notify_mainpid(int pid)
+{
+#ifdef HAVE_LIBSYSTEMD
+	/* Sent by the old primary, the one systemd still trusts (NotifyAccess=main). */
+	sd_notifyf(0, "MAINPID=%d\nREADY=1", pid);
+#else
+	(void)pid;
+#endif
+}

@@ -9,5 +9,7 @@ void notify_ready(int workers, const char *listen);
 void notify_reloading(void);
 /* A stop has started. */
 void notify_stopping(void);
+/* A binary upgrade handed the service to the new primary pid. */
+void notify_mainpid(int pid);
 
 #endif

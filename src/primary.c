@@ -5,16 +5,18 @@
  * sockets, forks the workers, notices when one dies or hangs and replaces it,
  * and turns signals from the operator into stops, reloads and log reopening.
  *
- * Sockets. The primary creates one SO_REUSEPORT listening socket per slot
- * and keeps all of them open for as long as the slot exists. The worker of
- * slot i inherits socket i and accepts only from it; the kernel spreads new
- * connections over the sockets. When a worker dies, connections the kernel
- * already queued on its socket stay queued (the primary still holds the
- * socket), and the replacement, which inherits the same socket, accepts
- * them. With one socket per worker owned by the worker itself, those
- * connections would be reset when it died. Started as root, the primary
- * stays root (to bind a new address or reopen logs on reload) and each
- * worker drops to [server] user and group right after the fork.
+ * Sockets. The primary creates, for each TCP address it listens on, one
+ * SO_REUSEPORT listening socket per slot and keeps all of them open for as
+ * long as the slot exists. The worker of slot i inherits slot i's sockets
+ * and accepts only from them; the kernel spreads new connections over the
+ * slots. When a worker dies, connections the kernel already queued on its
+ * sockets stay queued (the primary still holds them), and the replacement,
+ * which inherits the same sockets, accepts them. With sockets owned by the
+ * worker itself, those connections would be reset when it died. A unix
+ * socket, or one the service manager handed over (socket activation), is
+ * one socket every worker accepts from. Started as root, the primary stays
+ * root (to bind a new address or reopen logs on reload) and each worker
+ * drops to [server] user and group right after the fork.
  *
  * Generations. Everything a worker is started from (the configuration, the
  * resolved user, the per-slot sockets) is a generation. At start there is one.
@@ -44,6 +46,11 @@
  * crash backoff, the watchdog's one-second check, the end of a graceful
  * stop) wakes it through a one-shot ITIMER_REAL (SIGALRM).
  *
+ * Upgrade. SIGUSR2 starts the binary at the path forkd was started from as
+ * a new primary, which inherits every listening socket, starts its workers
+ * and only then tells this one to drain and exit; until then both serve,
+ * and if the new one fails, this one serves on (primary_upgrade.c).
+ *
  * Health. Each worker stamps a heartbeat into the shared scoreboard every
  * second from a libev timer. A stamp older than worker_timeout means the
  * worker's loop is blocked; the primary SIGKILLs it and logs the request the
@@ -56,7 +63,9 @@
  *
  * Files. This one holds the loop, the signals and the stops;
  * primary_procs.c the worker processes (fork, channel, reaping, watchdog);
- * primary_reload.c the generations, converging and reload. The mechanisms
+ * primary_reload.c the generations, converging and reload;
+ * primary_upgrade.c the binary upgrade, from both sides, and the sockets a
+ * primary inherits (from an old primary or the service manager). The mechanisms
  * they use know nothing of the policy: listeners.c (sockets), scoreboard.c
  * (shared memory), privs.c (user and group), pidfile.c. */
 #include "primary.h"
@@ -79,12 +88,19 @@
 
 struct primary primary;
 
-const int primary_handled[] = {SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1, SIGTTIN, SIGTTOU,
-			       SIGCHLD, SIGALRM, SIGIO};
+const int primary_handled[] = {SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1, SIGUSR2, SIGTTIN,
+			       SIGTTOU, SIGCHLD, SIGALRM, SIGIO};
 const size_t primary_nsignals = sizeof primary_handled / sizeof primary_handled[0];
+/* Signals forkd has no use for whose default action would end the process
+ * (or, for SIGWINCH, that an operator may send expecting something): the
+ * primary logs them and goes on, workers ignore them. */
+const int primary_unused[] = {SIGWINCH, SIGVTALRM, SIGPROF, SIGPWR, SIGSTKFLT, SIGXCPU,
+			      SIGXFSZ};
+const size_t primary_nunused = sizeof primary_unused / sizeof primary_unused[0];
 
 /* Set by the handlers, read and cleared with the signals blocked. */
-static volatile sig_atomic_t got_term, got_quit, got_hup, got_usr1, got_ttin, got_ttou;
+static volatile sig_atomic_t got_term, got_quit, got_hup, got_usr1, got_usr2, got_ttin,
+	got_ttou, got_unused;
 
 double primary_now(void)
 {
@@ -107,7 +123,10 @@ void primary_stop_all(enum stop_kind kind, int exit_code)
 	if (!primary.stop || primary_now() + wait < primary.stop_deadline)
 		primary.stop_deadline = primary_now() + wait;
 	primary.stop = kind;
-	notify_stopping();
+	primary_upgrade_abort();
+	/* After a binary upgrade the service goes on under the new primary. */
+	if (!primary.upgrade.handed_over)
+		notify_stopping();
 	if (exit_code)
 		primary.exit_code = exit_code;
 	/* The port closes as soon as the workers let go of their copies. */
@@ -141,15 +160,23 @@ static void handle_signals(void)
 	if (got_term)
 		/* A second one hurries the first. */
 		primary_stop_all(primary.stop ? FAST : GRACEFUL, 0);
-	if (got_hup && !primary.stop)
+	if (got_hup && !primary.stop && primary.upgrade.child)
+		log_warn("SIGHUP: reload refused: a binary upgrade is in progress");
+	else if (got_hup && !primary.stop)
 		primary_reload();
+	if (got_usr2)
+		primary_upgrade();
+	if (got_unused)
+		log_info("signal %d (%s) ignored: forkd does not use it", (int)got_unused,
+			 strsignal(got_unused));
 	if (got_usr1)
 		primary_reopen_logs();
 	for (; got_ttin > 0 && !primary.stop; got_ttin--)
 		primary_more_workers();
 	for (; got_ttou > 0 && !primary.stop; got_ttou--)
 		primary_fewer_workers();
-	got_term = got_quit = got_hup = got_usr1 = got_ttin = got_ttou = 0;
+	got_term = got_quit = got_hup = got_usr1 = got_usr2 = got_ttin = got_ttou = 0;
+	got_unused = 0;
 }
 
 static void on_signal(int sig)
@@ -160,10 +187,23 @@ static void on_signal(int sig)
 	case SIGQUIT: got_quit = 1; break;
 	case SIGHUP: got_hup = 1; break;
 	case SIGUSR1: got_usr1 = 1; break;
+	case SIGUSR2: got_usr2 = 1; break;
 	case SIGTTIN: got_ttin++; break;
 	case SIGTTOU: got_ttou++; break;
-	default: break; /* SIGCHLD, SIGALRM, SIGIO: waking up is all they do */
+	case SIGCHLD:
+	case SIGALRM:
+	case SIGIO: break; /* waking up is all they do */
+	default: got_unused = sig; break;
 	}
+}
+
+/* Adds every signal the primary catches (handled and unused) to set. */
+static void add_caught(sigset_t *set)
+{
+	for (size_t i = 0; i < primary_nsignals; i++)
+		sigaddset(set, primary_handled[i]);
+	for (size_t i = 0; i < primary_nunused; i++)
+		sigaddset(set, primary_unused[i]);
 }
 
 static int install_signals(void)
@@ -172,19 +212,24 @@ static int install_signals(void)
 	sigset_t block;
 
 	sigemptyset(&block);
-	sigemptyset(&sa.sa_mask);
-	for (size_t i = 0; i < primary_nsignals; i++) {
-		sigaddset(&block, primary_handled[i]);
-		sigaddset(&sa.sa_mask, primary_handled[i]);
-	}
+	add_caught(&block);
+	sa.sa_mask = block;
 	if (sigprocmask(SIG_BLOCK, &block, &primary.waitmask))
 		return -errno;
 	for (size_t i = 0; i < primary_nsignals; i++)
 		if (sigaction(primary_handled[i], &sa, NULL))
 			return -errno;
+	/* Unused ones wake sigsuspend for a log line and nothing else. */
+	for (size_t i = 0; i < primary_nunused; i++)
+		if (sigaction(primary_unused[i], &sa, NULL))
+			return -errno;
+	for (int sig = SIGRTMIN; sig <= SIGRTMAX; sig++)
+		signal(sig, SIG_IGN);
 	signal(SIGPIPE, SIG_IGN);
 	for (size_t i = 0; i < primary_nsignals; i++)
 		sigdelset(&primary.waitmask, primary_handled[i]);
+	for (size_t i = 0; i < primary_nunused; i++)
+		sigdelset(&primary.waitmask, primary_unused[i]);
 	return 0;
 }
 
@@ -203,6 +248,9 @@ static double next_wakeup(void)
 	}
 	if (primary.stop && !primary.stop_killed && primary.stop_deadline < next)
 		next = primary.stop_deadline;
+	double up = primary_upgrade_wakeup();
+	if (up && up < next)
+		next = up;
 	return next - t;
 }
 
@@ -224,6 +272,7 @@ static void run(void)
 	for (;;) {
 		handle_signals();
 		primary_read_channels();
+		primary_upgrade_poll();
 		primary_reap();
 		primary_watchdog();
 		primary_converge();
@@ -247,9 +296,13 @@ void primary_override(const char *listen, int workers)
 static int start(struct config *cfg)
 {
 	char err[1024];
-	pid_t other = pidfile_running(cfg->pidfile);
 
-	if (other) {
+	if (primary_upgrade_inherit())
+		return -1;
+	pid_t other = pidfile_running(cfg->pidfile);
+	/* The old primary of an upgrade still runs; the pidfile follows us once
+	 * our workers are ready. */
+	if (other && other != primary.upgrade.from) {
 		log_error("forkd already runs with pid %d (pidfile %s)", (int)other, cfg->pidfile);
 		return -1;
 	}
@@ -265,12 +318,15 @@ static int start(struct config *cfg)
 		log_error("cannot map the rate limit table: %s", strerror(-rc));
 		return -1;
 	}
-	if (!(primary.target = primary.stable = primary_gen_new(cfg, err, sizeof err))) {
+	primary.target = primary.stable = primary_gen_new(cfg, err, sizeof err);
+	primary_upgrade_release();
+	if (!primary.target) {
 		log_error("%s", err);
+		primary_upgrade_failed(err);
 		return -1;
 	}
 	snprintf(primary.pidfile, sizeof primary.pidfile, "%s", cfg->pidfile);
-	if (primary.pidfile[0] && (rc = pidfile_write(primary.pidfile))) {
+	if (primary.pidfile[0] && !primary.upgrade.from && (rc = pidfile_write(primary.pidfile))) {
 		log_error("cannot write pidfile %s: %s", primary.pidfile, strerror(-rc));
 		primary.pidfile[0] = '\0';
 		return -1;
@@ -311,14 +367,19 @@ int primary_run(struct config *cfg, const char *cfg_path)
 			 FORKD_VERSION, cfg->listen, primary.target->nslots, config_threads(cfg),
 			 cfg_path ? cfg_path : "(built-in defaults)");
 		run();
-		log_info("forkd stopped");
+		if (primary.upgrade.handed_over)
+			log_info("forkd stopped: new primary %d serves on", (int)primary.upgrade.child);
+		else
+			log_info("forkd stopped");
 	} else {
 		primary.exit_code = 1;
 	}
 	pidfile_remove(primary.pidfile);
 	if (primary.stable != primary.target)
-		primary_gen_free(primary.stable);
-	primary_gen_free(primary.target);
+		primary_gen_drop(primary.stable, primary.target);
+	primary_gen_drop(primary.target, NULL);
+	for (int a = 0; a < primary.nactivated; a++)
+		close(primary.activated_fds[a]);
 	scoreboard_close();
 	return primary.exit_code;
 }
@@ -329,6 +390,7 @@ int primary_signal(const struct config *cfg, const char *action)
 {
 	static const struct { const char *name; int sig; } actions[] = {
 		{"stop", SIGTERM}, {"quit", SIGQUIT}, {"reload", SIGHUP}, {"reopen", SIGUSR1},
+		{"upgrade", SIGUSR2},
 	};
 	pid_t pid;
 	int sig = 0;
@@ -337,7 +399,7 @@ int primary_signal(const struct config *cfg, const char *action)
 		if (!strcmp(action, actions[i].name))
 			sig = actions[i].sig;
 	if (!sig) {
-		fprintf(stderr, "forkd: -s '%s': expected stop, quit, reload or reopen\n", action);
+		fprintf(stderr, "forkd: -s '%s': expected stop, quit, reload, reopen or upgrade\n", action);
 		return 2;
 	}
 	if (!cfg->pidfile[0]) {

@@ -1,6 +1,7 @@
 /* primary_int: what the files of the primary share (primary.c: the loop,
  * signals and stops; primary_procs.c: the worker processes; primary_reload.c:
- * generations, converging on the target, reload). Nothing else includes it.
+ * generations, converging on the target, reload; primary_upgrade.c: binary
+ * upgrade and inherited sockets). Nothing else includes it.
  * The design is described at the top of primary.c. */
 #ifndef FORKD_PRIMARY_INT_H
 #define FORKD_PRIMARY_INT_H
@@ -11,6 +12,7 @@
 #include <sys/types.h>
 
 #include "config.h"
+#include "listeners.h"
 #include "privs.h"
 #include "scoreboard.h"
 
@@ -30,7 +32,10 @@ struct gen {
 	struct privs privs;
 	unsigned id;
 	int nslots;
-	int fds[SCOREBOARD_SLOTS]; /* slot i's listening socket; -1 when closed */
+	int naddrs;
+	struct listen_addr addrs[CONFIG_MAX_ADDRS];
+	int shared[CONFIG_MAX_ADDRS];                /* a shared address's one socket; else -1 */
+	int fds[SCOREBOARD_SLOTS][CONFIG_MAX_ADDRS]; /* slot i's own sockets; -1 when none */
 };
 
 /* One worker process; procs[i] uses scoreboard entry i. */
@@ -56,6 +61,34 @@ struct backoff {
 
 enum stop_kind { RUNNING = 0, GRACEFUL, FAST };
 
+/* A listening socket handed to this primary: by the old primary of a binary
+ * upgrade, or by the service manager (socket activation). */
+struct inherited {
+	int fd;                  /* -1 once taken by a generation or closed */
+	int slot;                /* its slot; INHERIT_SHARED: every worker's */
+	bool activated;          /* from the service manager (LISTEN_FDS), at first hand or not */
+	struct listen_addr addr; /* its bound address, read from the socket itself */
+};
+#define INHERIT_SHARED (-1)
+
+/* A binary upgrade, seen from either side (primary_upgrade.c). */
+struct upgrade {
+	/* The old primary's side: the new primary it started. */
+	pid_t child;             /* 0: no upgrade in progress */
+	int pipe;                /* our end of the child's report pipe; -1 when closed */
+	double deadline;         /* not ready by then: it is stopped */
+	double kill_at;          /* stopped and still there by then: SIGKILL */
+	bool stopped;            /* we told it to stop: the upgrade failed */
+	bool handed_over;        /* it said ready: this primary drains and exits */
+	char line[512];          /* a report line being read */
+	size_t len;
+	/* The new primary's side. */
+	pid_t from;              /* the old primary; 0 when not started by an upgrade */
+	int report;              /* the pipe to it until our workers are ready; -1 */
+	int ninherited;
+	struct inherited inherited[SCOREBOARD_SLOTS + CONFIG_MAX_ADDRS];
+};
+
 /* The primary's whole state. */
 struct primary {
 	const char *path;        /* the configuration file, NULL for built-in defaults */
@@ -73,6 +106,14 @@ struct primary {
 	int exit_code;
 	char pidfile[CONFIG_STR];
 	sigset_t waitmask;       /* the mask sigsuspend waits with */
+	char exe[4096];          /* absolute path forkd was started as: USR2 runs what is there */
+	char *const *argv;       /* the command line, given again to the new binary */
+	struct upgrade upgrade;
+	/* Socket activation: the service manager's sockets, which every
+	 * generation listens on instead of its listen lines (kept open here). */
+	int nactivated;
+	struct listen_addr activated[CONFIG_MAX_ADDRS];
+	int activated_fds[CONFIG_MAX_ADDRS];
 };
 
 /* The one primary of this process (primary.c). */
@@ -81,6 +122,11 @@ extern struct primary primary;
 extern const int primary_handled[];
 /* How many primary_handled there are. */
 extern const size_t primary_nsignals;
+/* Signals forkd does not use that would end a process by default: logged by
+ * the primary, ignored by workers. */
+extern const int primary_unused[];
+/* How many primary_unused there are. */
+extern const size_t primary_nunused;
 
 /* primary.c */
 
@@ -102,6 +148,8 @@ void primary_proc_stop(struct proc *p, int sig);
 int primary_spawn(int slot);
 /* Reads the workers' channel messages ("ready", "stopping"). */
 void primary_read_channels(void);
+/* "status 1" or "signal 9 (Killed)" for a wait status, into out. */
+void primary_describe_status(int status, char *out, size_t len);
 /* Collects exited workers and decides what each death means. */
 void primary_reap(void);
 /* Kills workers whose heartbeat is older than worker_timeout, or that
@@ -113,8 +161,11 @@ void primary_watchdog(void);
 /* Builds a generation from cfg (users, one socket per slot, shared with the
  * target or stable generation where the address is the same); NULL with err. */
 struct gen *primary_gen_new(const struct config *cfg, char *err, size_t errlen);
-/* Closes g's sockets and frees it (NULL is fine). */
-void primary_gen_free(struct gen *g);
+/* Closes g's sockets and frees it (NULL is fine); the unix socket files of
+ * addresses that keep (NULL: none) does not listen on are removed. */
+void primary_gen_drop(struct gen *g, const struct gen *keep);
+/* The socket the worker of slot uses for g's address a. */
+int primary_gen_fd(const struct gen *g, int slot, int a);
 /* Closes g's sockets, keeping g. */
 void primary_close_sockets(struct gen *g);
 /* Gives the log files to the workers' user, so that they can reopen them. */
@@ -131,5 +182,29 @@ void primary_reopen_logs(void);
 void primary_more_workers(void);
 /* SIGTTOU: one slot fewer, never below one. */
 void primary_fewer_workers(void);
+
+/* primary_upgrade.c */
+
+/* At start: takes over the listening sockets an old primary handed down
+ * (FORKD_LISTEN_FDS), checking each; 0, or -1 after logging why. */
+int primary_upgrade_inherit(void);
+/* The inherited socket of slot (INHERIT_SHARED for a shared one) bound to
+ * addr, now owned by the caller, or -1. */
+int primary_upgrade_take(int slot, struct listen_addr *addr);
+/* Closes the inherited sockets no generation took. */
+void primary_upgrade_release(void);
+/* Every worker is ready: a new primary writes the pidfile and tells the old
+ * one to drain. */
+void primary_upgrade_ready(void);
+/* SIGUSR2: starts the binary at primary.exe as a new primary, or logs why not. */
+void primary_upgrade(void);
+/* Reads the new primary's report and enforces upgrade_timeout. */
+void primary_upgrade_poll(void);
+/* A child exited: true when it was the new primary (its failure is handled). */
+bool primary_upgrade_reaped(pid_t pid, int status);
+/* This primary stops: a new primary that is not ready yet is stopped too. */
+void primary_upgrade_abort(void);
+/* The next moment primary_upgrade_poll has timed work, or 0. */
+double primary_upgrade_wakeup(void);
 
 #endif

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,18 +60,41 @@ void primary_proc_stop(struct proc *p, int sig)
 	primary_proc_signal(p, sig);
 }
 
+/* Whether fd is one of the n in keep. */
+static bool kept(int fd, const int *keep, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (keep[i] == fd)
+			return true;
+	return false;
+}
+
 /* In the child: everything of the primary's the worker must not hold. */
-static void child_close(int keep_fd, int own_chan)
+static void child_close(const int *keep, int nkeep, int own_chan)
 {
 	const struct gen *gens[2] = {primary.target, primary.stable};
 
-	for (int k = 0; k < 2; k++)
-		for (int i = 0; gens[k] && i < SCOREBOARD_SLOTS; i++)
-			if (gens[k]->fds[i] >= 0 && gens[k]->fds[i] != keep_fd)
-				close(gens[k]->fds[i]);
+	for (int k = 0; k < 2; k++) {
+		const struct gen *g = gens[k];
+		if (k == 1 && gens[1] == gens[0])
+			break;
+		for (int a = 0; g && a < g->naddrs; a++) {
+			if (g->shared[a] >= 0 && !kept(g->shared[a], keep, nkeep))
+				close(g->shared[a]);
+			for (int i = 0; i < SCOREBOARD_SLOTS; i++)
+				if (g->fds[i][a] >= 0 && !kept(g->fds[i][a], keep, nkeep))
+					close(g->fds[i][a]);
+		}
+	}
+	for (int a = 0; a < primary.nactivated; a++)
+		close(primary.activated_fds[a]);
 	for (int i = 0; i < SCOREBOARD_PROCS; i++)
 		if (primary.procs[i].pid && primary.procs[i].chan >= 0)
 			close(primary.procs[i].chan);
+	if (primary.upgrade.pipe >= 0)
+		close(primary.upgrade.pipe);
+	if (primary.upgrade.report >= 0)
+		close(primary.upgrade.report);
 	close(own_chan);
 }
 
@@ -78,18 +102,28 @@ static void child_close(int keep_fd, int own_chan)
  * worker's own watchers exist (worker.c unblocks them), so none is lost. */
 static void child_signals(void)
 {
+	/* The primary's own business, which would stop or end a worker by
+	 * default (SIGTTIN stops it, SIGUSR2 kills it). */
+	static const int primary_only[] = {SIGUSR2, SIGTTIN, SIGTTOU, SIGALRM, SIGIO};
+
 	for (size_t i = 0; i < primary_nsignals; i++)
 		signal(primary_handled[i], SIG_DFL);
+	for (size_t i = 0; i < sizeof primary_only / sizeof primary_only[0]; i++)
+		signal(primary_only[i], SIG_IGN);
+	for (size_t i = 0; i < primary_nunused; i++)
+		signal(primary_unused[i], SIG_IGN);
 }
 
 static _Noreturn void child_run(int i, int slot, int chan, int own_chan)
 {
 	const struct gen *g = primary.target;
-	struct worker_args args = {.cfg = &g->cfg, .listen_fd = g->fds[slot], .slot = slot,
+	struct worker_args args = {.cfg = &g->cfg, .nlisten = g->naddrs, .slot = slot,
 				   .channel_fd = chan};
 
+	for (int a = 0; a < g->naddrs; a++)
+		args.listen_fds[a] = primary_gen_fd(g, slot, a);
 	child_signals();
-	child_close(g->fds[slot], own_chan);
+	child_close(args.listen_fds, args.nlisten, own_chan);
 	scoreboard_attach(i);
 	int rc = privs_drop(&g->privs);
 	if (rc) {
@@ -210,8 +244,7 @@ void primary_read_channels(void)
 			read_channel(&primary.procs[i]);
 }
 
-/* "status 1" or "signal 9 (Killed)" into out. */
-static void describe(int status, char *out, size_t len)
+void primary_describe_status(int status, char *out, size_t len)
 {
 	if (WIFEXITED(status))
 		snprintf(out, len, "status %d", WEXITSTATUS(status));
@@ -253,7 +286,7 @@ static void on_death(struct proc *p, int status)
 	/* A reload's new worker, on trial until the reload completes. */
 	bool trial = p->gen == primary.target->id && primary.target != primary.stable;
 
-	describe(status, how, sizeof how);
+	primary_describe_status(status, how, sizeof how);
 	if (p->stopping || primary.stop) {
 		log_info("worker %d (slot %d) exited: %s", (int)p->pid, p->slot, how);
 	} else if (trial && (config || !p->ready)) {
@@ -276,8 +309,10 @@ void primary_reap(void)
 
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
 		struct proc *p = proc_by_pid(pid);
-		if (!p)
+		if (!p) {
+			primary_upgrade_reaped(pid, status);
 			continue;
+		}
 		if (p->chan >= 0)
 			read_channel(p); /* a "ready" sent just before dying still counts */
 		on_death(p, status);

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "listeners.h"
@@ -18,40 +19,114 @@
 #include "pidfile.h"
 #include "primary_int.h"
 
-void primary_gen_free(struct gen *g)
+/* Closes g's sockets, keeping g. */
+void primary_close_sockets(struct gen *g)
+{
+	for (int a = 0; g && a < g->naddrs; a++) {
+		if (g->shared[a] >= 0)
+			close(g->shared[a]);
+		g->shared[a] = -1;
+		for (int i = 0; i < SCOREBOARD_SLOTS; i++)
+			if (g->fds[i][a] >= 0) {
+				close(g->fds[i][a]);
+				g->fds[i][a] = -1;
+			}
+	}
+}
+
+/* Whether g listens on a. */
+static bool gen_has(const struct gen *g, const struct listen_addr *a)
+{
+	for (int k = 0; g && k < g->naddrs; k++)
+		if (listener_same(&g->addrs[k], a))
+			return true;
+	return false;
+}
+
+void primary_gen_drop(struct gen *g, const struct gen *keep)
 {
 	if (!g)
 		return;
-	for (int i = 0; i < SCOREBOARD_SLOTS; i++)
-		if (g->fds[i] >= 0)
-			close(g->fds[i]);
+	primary_close_sockets(g);
+	/* A unix socket file goes with the last generation listening there,
+	 * unless a new primary (binary upgrade) or systemd owns it now. */
+	for (int a = 0; !primary.upgrade.handed_over && a < g->naddrs; a++)
+		if (!gen_has(keep, &g->addrs[a]) && !primary.nactivated)
+			listener_unlink(&g->addrs[a]);
 	free(g);
 }
 
-/* The socket for slot i of g: a duplicate of src's when src listens on the
- * same address (the slot keeps its queue), else a new one. */
-static int gen_socket(struct gen *g, const struct gen *src, int i, char *err, size_t errlen)
+int primary_gen_fd(const struct gen *g, int slot, int a)
 {
-	const struct config *c = &g->cfg;
-
-	if (src && i < src->nslots && src->fds[i] >= 0 &&
-	    listener_same_addr(&src->cfg.addr, &c->addr)) {
-		int fd = listener_dup(src->fds[i], c->backlog);
-		if (fd < 0)
-			snprintf(err, errlen, "listen %s: %s", c->listen, strerror(-fd));
-		return fd;
-	}
-	return listener_open(&c->addr, c->listen, c->backlog, err, errlen);
+	return g->shared[a] >= 0 ? g->shared[a] : g->fds[slot][a];
 }
 
-/* The generation whose sockets g can share, if any. */
-static const struct gen *gen_source(const struct gen *g)
+/* The index of a in g, or -1. */
+static int gen_find(const struct gen *g, const struct listen_addr *a)
 {
-	if (primary.target && listener_same_addr(&primary.target->cfg.addr, &g->cfg.addr))
-		return primary.target;
-	if (primary.stable && listener_same_addr(&primary.stable->cfg.addr, &g->cfg.addr))
-		return primary.stable;
-	return NULL;
+	for (int k = 0; g && k < g->naddrs; k++)
+		if (listener_same(&g->addrs[k], a))
+			return k;
+	return -1;
+}
+
+/* The socket for g's address a in slot (INHERIT_SHARED: the shared one): a
+ * duplicate of the target's or stable's socket there when they listen on
+ * it (the slot keeps its queue), an inherited one, else a new one. */
+static int gen_socket(struct gen *g, int a, int slot, char *err, size_t errlen)
+{
+	const struct gen *srcs[2] = {primary.target, primary.stable};
+	struct listen_addr *addr = &g->addrs[a];
+
+	for (int k = 0; k < 2; k++) {
+		int j = gen_find(srcs[k], addr);
+		if (j < 0 || srcs[k] == g)
+			continue;
+		int from = slot == INHERIT_SHARED ? srcs[k]->shared[j] :
+			   slot < srcs[k]->nslots ? srcs[k]->fds[slot][j] : -1;
+		if (from < 0)
+			continue;
+		int fd = listener_dup(from, g->cfg.backlog);
+		if (fd < 0)
+			snprintf(err, errlen, "listen %s: %s", addr->text, strerror(-fd));
+		addr->dev = srcs[k]->addrs[j].dev;
+		addr->ino = srcs[k]->addrs[j].ino;
+		return fd;
+	}
+	/* Handed down by the old primary of a binary upgrade (or by systemd):
+	 * its queue is the one clients already wait in. */
+	int fd = primary_upgrade_take(slot, addr);
+	if (fd >= 0) {
+		if (listen(fd, g->cfg.backlog) < 0)
+			log_warn("listen %s: cannot apply backlog %d to the inherited socket: %s",
+				 addr->text, g->cfg.backlog, strerror(errno));
+		return fd;
+	}
+	return listener_open(addr, &g->cfg, err, errlen);
+}
+
+/* Opens slot's own sockets of g; 0 or -1 with err. */
+static int gen_slot(struct gen *g, int slot, char *err, size_t errlen)
+{
+	for (int a = 0; a < g->naddrs; a++)
+		if (!g->addrs[a].shared &&
+		    (g->fds[slot][a] = gen_socket(g, a, slot, err, errlen)) < 0)
+			return -1;
+	return 0;
+}
+
+/* g's addresses: the service manager's sockets when there are any, else
+ * the listen lines resolved; 0 or -1 with err. */
+static int gen_addrs(struct gen *g, char *err, size_t errlen)
+{
+	if (primary.nactivated) {
+		g->naddrs = primary.nactivated;
+		memcpy(g->addrs, primary.activated, sizeof g->addrs[0] * (size_t)g->naddrs);
+		return 0;
+	}
+	err[0] = '\0';
+	g->naddrs = listener_resolve(&g->cfg, g->addrs, CONFIG_MAX_ADDRS, err, errlen);
+	return g->naddrs < 0 ? -1 : 0;
 }
 
 /* Builds a generation from cfg: users, sockets. NULL with err set. */
@@ -65,18 +140,35 @@ struct gen *primary_gen_new(const struct config *cfg, char *err, size_t errlen)
 	}
 	g->cfg = *cfg;
 	g->nslots = config_workers(cfg);
-	for (int i = 0; i < SCOREBOARD_SLOTS; i++)
-		g->fds[i] = -1;
-	if (privs_resolve(cfg, &g->privs, err, errlen))
+	g->naddrs = 0;
+	for (int a = 0; a < CONFIG_MAX_ADDRS; a++) {
+		g->shared[a] = -1;
+		for (int i = 0; i < SCOREBOARD_SLOTS; i++)
+			g->fds[i][a] = -1;
+	}
+	if (privs_resolve(cfg, &g->privs, err, errlen) || gen_addrs(g, err, errlen))
 		goto fail;
-	const struct gen *src = gen_source(g);
+	for (int a = 0; a < g->naddrs; a++) {
+		if (!g->addrs[a].shared)
+			continue;
+		if (primary.nactivated)
+			g->shared[a] = listener_dup(primary.activated_fds[a], cfg->backlog);
+		else
+			g->shared[a] = gen_socket(g, a, INHERIT_SHARED, err, errlen);
+		if (g->shared[a] < 0) {
+			if (primary.nactivated)
+				snprintf(err, errlen, "listen %s: %s", g->addrs[a].text,
+					 strerror(-g->shared[a]));
+			goto fail;
+		}
+	}
 	for (int i = 0; i < g->nslots; i++)
-		if ((g->fds[i] = gen_socket(g, src, i, err, errlen)) < 0)
+		if (gen_slot(g, i, err, errlen))
 			goto fail;
 	g->id = ++primary.last_gen;
 	return g;
 fail:
-	primary_gen_free(g);
+	primary_gen_drop(g, primary.target);
 	return NULL;
 }
 
@@ -185,6 +277,7 @@ static void maybe_announce(void)
 	log_info("forkd ready: %d worker(s) serving on %s", primary.target->nslots,
 		 primary.target->cfg.listen);
 	notify_ready(primary.target->nslots, primary.target->cfg.listen);
+	primary_upgrade_ready();
 }
 
 /* A reload is complete once every slot runs a ready worker of the target and
@@ -198,7 +291,7 @@ static void maybe_commit(void)
 		if (p->pid && !p->stopping && p->gen != primary.target->id)
 			return;
 	}
-	primary_gen_free(primary.stable);
+	primary_gen_drop(primary.stable, primary.target);
 	primary.stable = primary.target;
 	scoreboard_count_reload(1);
 	log_info("reload complete: %d worker(s) run the new configuration", primary.target->nslots);
@@ -215,14 +308,6 @@ void primary_converge(void)
 	maybe_commit();
 }
 
-void primary_close_sockets(struct gen *g)
-{
-	for (int i = 0; g && i < SCOREBOARD_SLOTS; i++)
-		if (g->fds[i] >= 0) {
-			close(g->fds[i]);
-			g->fds[i] = -1;
-		}
-}
 
 /* Loads the file into cfg with the command-line overrides; 0 or -1 with err. */
 static int load(struct config *cfg, char *err, size_t errlen)
@@ -267,7 +352,7 @@ void primary_reload_abort(const char *why)
 	scoreboard_count_reload(0);
 	if (apply_files(&primary.target->cfg, &primary.stable->cfg, err, sizeof err))
 		log_error("%s", err);
-	primary_gen_free(primary.target);
+	primary_gen_drop(primary.target, primary.stable);
 	primary.target = primary.stable;
 	scoreboard_set_workers((unsigned)primary.target->nslots);
 	notify_ready(primary.target->nslots, primary.target->cfg.listen);
@@ -287,14 +372,14 @@ void primary_reload(void)
 	struct gen *g = NULL;
 	if (load(&cfg, err, sizeof err) || !(g = primary_gen_new(&cfg, err, sizeof err)) ||
 	    apply_files(&primary.target->cfg, &cfg, err, sizeof err)) {
-		primary_gen_free(g);
+		primary_gen_drop(g, primary.target);
 		scoreboard_count_reload(0);
 		log_error("reload failed: %s; still serving with the previous configuration", err);
 		notify_ready(primary.target->nslots, primary.target->cfg.listen);
 		return;
 	}
 	if (primary.target != primary.stable)
-		primary_gen_free(primary.target); /* a reload in progress is superseded */
+		primary_gen_drop(primary.target, g); /* a reload in progress is superseded */
 	primary.target = g;
 	primary_own_logs(g);
 	scoreboard_set_workers((unsigned)g->nslots);
@@ -326,7 +411,12 @@ void primary_more_workers(void)
 		log_warn("SIGTTIN: already %d workers, the most there can be", i);
 		return;
 	}
-	if ((g->fds[i] = gen_socket(g, NULL, i, err, sizeof err)) < 0) {
+	if (gen_slot(g, i, err, sizeof err)) {
+		for (int a = 0; a < g->naddrs; a++)
+			if (g->fds[i][a] >= 0) {
+				close(g->fds[i][a]);
+				g->fds[i][a] = -1;
+			}
 		log_error("SIGTTIN: %s", err);
 		return;
 	}
@@ -347,8 +437,11 @@ void primary_fewer_workers(void)
 	g->nslots--;
 	/* Closed before its worker stops, so the kernel stops queuing on it as
 	 * soon as the worker lets go of its copy too. */
-	close(g->fds[g->nslots]);
-	g->fds[g->nslots] = -1;
+	for (int a = 0; a < g->naddrs; a++)
+		if (g->fds[g->nslots][a] >= 0) {
+			close(g->fds[g->nslots][a]);
+			g->fds[g->nslots][a] = -1;
+		}
 	scoreboard_set_workers((unsigned)g->nslots);
 	log_info("SIGTTOU: %d worker(s)", g->nslots);
 }

@@ -53,7 +53,7 @@ struct worker {
 	const struct worker_args *args;
 	struct app *app;
 	struct conn_env env;
-	ev_io accept_w;
+	ev_io accept_w[CONFIG_MAX_ADDRS]; /* one per listening socket */
 	unsigned accept_failing;  /* accepts failed for lack of descriptors, in a row */
 	ev_timer accept_pause;
 	ev_timer heartbeat;
@@ -71,9 +71,26 @@ struct worker {
 
 static void accept_resume(struct worker *w)
 {
-	if (!w->stopping && !ev_is_active(&w->accept_w) && !ev_is_active(&w->accept_pause) &&
-	    w->env.nconns < (size_t)w->args->cfg->max_connections)
-		ev_io_start(w->loop, &w->accept_w);
+	if (w->stopping || ev_is_active(&w->accept_pause) ||
+	    w->env.nconns >= (size_t)w->args->cfg->max_connections)
+		return;
+	for (int i = 0; i < w->args->nlisten; i++)
+		if (!ev_is_active(&w->accept_w[i]))
+			ev_io_start(w->loop, &w->accept_w[i]);
+}
+
+/* A client on a unix socket is a local process: it is seen as 127.0.0.1,
+ * so that trusted and metrics_allow treat it as the loopback it is. */
+static socklen_t unix_peer_as_loopback(struct sockaddr_storage *ss, socklen_t len)
+{
+	struct sockaddr_in *in = (struct sockaddr_in *)ss;
+
+	if (ss->ss_family != AF_UNIX)
+		return len;
+	memset(ss, 0, sizeof *ss);
+	in->sin_family = AF_INET;
+	in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	return sizeof *in;
 }
 
 static void accept_cb(struct ev_loop *loop, ev_io *io, int revents)
@@ -107,7 +124,9 @@ static void accept_cb(struct ev_loop *loop, ev_io *io, int revents)
 			w->accept_failing = 0;
 		}
 		int one = 1;
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+		if (ss.ss_family != AF_UNIX)
+			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+		len = unix_peer_as_loopback(&ss, len);
 		if (conn_open(&w->env, fd, (struct sockaddr *)&ss, len))
 			log_error("out of memory for a new connection; closed it");
 		scoreboard_connections((unsigned)w->env.nconns);
@@ -158,14 +177,16 @@ static void stop_graceful(struct worker *w)
 		return;
 	w->stopping = true;
 	log_info("graceful stop: %zu connection(s) open", w->env.nconns);
-	ev_io_stop(w->loop, &w->accept_w);
+	for (int i = 0; i < w->args->nlisten; i++)
+		ev_io_stop(w->loop, &w->accept_w[i]);
 	ev_timer_stop(w->loop, &w->accept_pause);
 	/* Our copy of the listening socket: the primary keeps the socket for the
 	 * replacement, or has closed its own copy when the slot goes away, and then
 	 * closing this one at once stops the kernel queueing connections no one
 	 * will accept. */
 	if (w->args->channel_fd >= 0)
-		close(w->args->listen_fd);
+		for (int i = 0; i < w->args->nlisten; i++)
+			close(w->args->listen_fds[i]);
 	tell_primary(w, "stopping\n"); /* the primary starts the replacement now */
 	ev_timer_set(&w->grace, w->args->cfg->graceful_timeout, 0);
 	ev_timer_start(w->loop, &w->grace);
@@ -302,9 +323,11 @@ static void watch_signal(struct worker *w, ev_signal *s, int signum)
 
 static void start_watchers(struct worker *w)
 {
-	ev_io_init(&w->accept_w, accept_cb, w->args->listen_fd, EV_READ);
-	w->accept_w.data = w;
-	ev_io_start(w->loop, &w->accept_w);
+	for (int i = 0; i < w->args->nlisten; i++) {
+		ev_io_init(&w->accept_w[i], accept_cb, w->args->listen_fds[i], EV_READ);
+		w->accept_w[i].data = w;
+		ev_io_start(w->loop, &w->accept_w[i]);
+	}
 	ev_init(&w->accept_pause, accept_pause_cb);
 	w->accept_pause.data = w;
 	ev_init(&w->grace, grace_cb);

@@ -14,7 +14,8 @@ enum worker_exit {
 /* How the primary reaches a worker. */
 struct worker_args {
 	const struct config *cfg;
-	int listen_fd;  /* the slot's listening socket, already bound and listening */
+	int listen_fds[CONFIG_MAX_ADDRS]; /* the slot's listening sockets, bound and listening */
+	int nlisten;
 	int slot;       /* 0 .. workers-1 */
 	int channel_fd; /* socketpair end for "ready" and other notes; -1 = none */
 };

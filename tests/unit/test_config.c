@@ -414,10 +414,19 @@ static void test_bad_values(void **state)
 		"allowed: a file path of at most 255 characters, stderr, stdout, off");
 	expect_value_error("server", "listen = 127.0.0.1:0",
 		"3: [server] listen = '127.0.0.1:0': port out of range; "
-		"allowed: IPV4:PORT, [IPV6]:PORT or *:PORT, PORT 1..65535");
-	expect_value_error("server", "listen = localhost:80",
-		"3: [server] listen = 'localhost:80': not a numeric IPv4 address (names are not "
-		"resolved); allowed: IPV4:PORT, [IPV6]:PORT or *:PORT, PORT 1..65535");
+		"allowed: HOST:PORT, [IPV6]:PORT, *:PORT, PORT or unix:/PATH, PORT 1..65535, "
+		"up to 8 lines");
+	expect_value_error("server", "listen = local/host:80",
+		"3: [server] listen = 'local/host:80': not an IPv4 address or a host name; "
+		"allowed: HOST:PORT, [IPV6]:PORT, *:PORT, PORT or unix:/PATH, PORT 1..65535, "
+		"up to 8 lines");
+	expect_value_error("server", "listen = unix:run/forkd.sock",
+		"3: [server] listen = 'unix:run/forkd.sock': a unix: socket path must be "
+		"absolute; allowed: HOST:PORT, [IPV6]:PORT, *:PORT, PORT or unix:/PATH, "
+		"PORT 1..65535, up to 8 lines");
+	expect_value_error("server", "unix_mode = 0668",
+		"3: [server] unix_mode = '0668': not an octal number; allowed: an octal mode "
+		"0..0777");
 	expect_value_error("bus", "redis = redis",
 		"3: [bus] redis = 'redis': missing :PORT; "
 		"allowed: empty (off), HOST:PORT or [IPV6]:PORT, PORT 1..65535");
@@ -796,9 +805,42 @@ static void test_set_listen(void **state)
 
 	assert_int_equal(config_set_listen(&c, "1.2.3.4", err, sizeof err), -EINVAL);
 	assert_string_equal(err, "--listen '1.2.3.4': missing :PORT; "
-		"allowed: IPV4:PORT, [IPV6]:PORT or *:PORT, PORT 1..65535");
+		"allowed: HOST:PORT, [IPV6]:PORT, *:PORT, PORT or unix:/PATH, PORT 1..65535, "
+		"up to 8 lines");
 	assert_string_equal(c.listen, "*:9000");
 	assert_int_equal(c.addr.port, 9000);
+}
+
+/* Several listen lines: the file's replace the default, each is kept in
+ * order, the same one twice or more than CONFIG_MAX_LISTEN is refused. */
+static void test_listen_lines(void **state)
+{
+	struct config c;
+	(void)state;
+
+	expect_ok("[server]\nlisten = 127.0.0.1:8080\nlisten = [::1]:8080\n"
+		"listen = localhost:9000\nlisten = 9001\nlisten = unix:/run/forkd/forkd.sock\n", &c);
+	assert_int_equal(c.nlisten, 5);
+	assert_string_equal(c.listens[0], "127.0.0.1:8080");
+	assert_string_equal(c.listens[2], "localhost:9000");
+	assert_string_equal(c.listens[4], "unix:/run/forkd/forkd.sock");
+	assert_string_equal(c.listen, "127.0.0.1:8080, [::1]:8080, localhost:9000, 9001, "
+		"unix:/run/forkd/forkd.sock");
+	assert_string_equal(c.addr.host, "127.0.0.1");
+	expect_value_error("server", "listen = 1.2.3.4:80\nlisten = 1.2.3.4:80",
+		"4: [server] listen = '1.2.3.4:80': the same address twice; "
+		"allowed: HOST:PORT, [IPV6]:PORT, *:PORT, PORT or unix:/PATH, PORT 1..65535, "
+		"up to 8 lines");
+	expect_value_error("server", "listen = 1\nlisten = 2\nlisten = 3\nlisten = 4\n"
+		"listen = 5\nlisten = 6\nlisten = 7\nlisten = 8\nlisten = 9",
+		"11: [server] listen = '9': more than 8 listen lines; "
+		"allowed: HOST:PORT, [IPV6]:PORT, *:PORT, PORT or unix:/PATH, PORT 1..65535, "
+		"up to 8 lines");
+	expect_ok("[server]\nunix_mode = 0600\n", &c);
+	assert_int_equal(c.unix_mode, 0600);
+	assert_int_equal(config_set_listen(&c, "unix:/tmp/x.sock", err, sizeof err), 0);
+	assert_int_equal(c.nlisten, 1);
+	assert_string_equal(c.listen, "unix:/tmp/x.sock");
 }
 
 static void test_address_lists(void **state)
@@ -1052,6 +1094,7 @@ int main(void)
 		cmocka_unit_test(test_failed_load_keeps_config),
 		cmocka_unit_test(test_parse_addr),
 		cmocka_unit_test(test_set_listen),
+		cmocka_unit_test(test_listen_lines),
 		cmocka_unit_test(test_address_lists),
 		cmocka_unit_test(test_dump_round_trip),
 		cmocka_unit_test(test_shipped_conf_is_defaults),
