@@ -56,6 +56,7 @@ RUN useradd --system --user-group --no-create-home --home-dir /nonexistent \
 	--shell /usr/sbin/nologin forkd
 COPY --from=build /out/usr/local/bin/forkd /usr/local/bin/forkd
 COPY --from=build /out/usr/local/lib /usr/local/lib
+COPY --from=build /out/usr/local/share/forkd /usr/local/share/forkd
 COPY --from=build /out/forkd.conf /etc/forkd/forkd.conf
 USER forkd
 EXPOSE 8080
