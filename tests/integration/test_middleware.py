@@ -264,6 +264,74 @@ class RateLimitTest(unittest.TestCase):
         self.assertEqual(statuses, [200] * self.LIMIT + [429])
 
 
+class RedisRateLimitTest(unittest.TestCase):
+    """[bus] redis: the limit holds across two forkd instances (two hosts)
+    sharing one Redis, and a Redis that goes away loosens it to each host's
+    own count instead of refusing requests."""
+    LIMIT = 12
+
+    def setUp(self):
+        from test_bus import Redis  # the tests' own redis-server helper
+        self.redis = Redis().start()
+        self.addCleanup(self.redis.stop)
+        self.hosts = []
+        for _ in range(2):
+            h = server({"ratelimit": {"requests": str(self.LIMIT), "window": "1h",
+                                      "prefix": "/hello"},
+                        "bus": {"redis": "127.0.0.1:%d" % self.redis.port}}, workers=2).start()
+            self.addCleanup(h.stop)
+            self.hosts.append(h)
+        for h in self.hosts:
+            self.assertTrue(wait_for(lambda: h.json("GET", "/health")[2]["bus"] == "up", 30))
+
+    def test_the_limit_holds_across_hosts(self):
+        statuses = []
+        for i in range(self.LIMIT + 6):
+            statuses.append(headers_of(self.hosts[i % 2])[0])
+        self.assertEqual(statuses, [200] * self.LIMIT + [429] * 6)
+        keys = self.redis.command("KEYS", "forkd:ratelimit:*")
+        self.assertEqual(len(keys), 1, keys)
+        self.assertEqual(int(self.redis.command("GET", keys[0])), self.LIMIT + 6)
+        self.assertGreater(int(self.redis.command("PTTL", keys[0])), 0)
+
+    def test_client_leaving_while_redis_counts(self):
+        """The request is held while Redis counts it; a client that leaves
+        meanwhile is let go cleanly (the sanitizer build checks the memory)."""
+        import signal
+        import socket
+        h = self.hosts[0]
+        self.redis.proc.send_signal(signal.SIGSTOP)
+        try:
+            clients = [socket.create_connection(("127.0.0.1", h.port)) for _ in range(3)]
+            for c in clients:
+                c.sendall(b"GET /hello HTTP/1.1\r\nHost: x\r\n\r\n")
+            self.assertTrue(wait_for(lambda: in_flight(h) == 3, 30), in_flight(h))
+            for c in clients:
+                c.close()
+            # The held requests end once their clients are gone.
+            self.assertTrue(wait_for(lambda: in_flight(h) == 0, 30), in_flight(h))
+        finally:
+            self.redis.proc.send_signal(signal.SIGCONT)
+        self.assertEqual(headers_of(h)[0], 200)
+
+    def test_redis_gone_falls_back_to_each_host(self):
+        statuses = [headers_of(self.hosts[0])[0] for _ in range(5)]
+        self.assertEqual(statuses, [200] * 5)
+        self.redis.kill()
+        # Each host now counts alone, from zero: never a 5xx, and the limit
+        # still applies per host.
+        for h in self.hosts:
+            statuses = [headers_of(h)[0] for _ in range(self.LIMIT + 2)]
+            self.assertEqual(statuses, [200] * self.LIMIT + [429] * 2, statuses)
+
+
+def in_flight(server):
+    """Requests forkd holds now (the /metrics one aside)."""
+    text = server.request("GET", "/metrics")[2].decode()
+    return sum(int(float(v)) for v in re.findall(r"^forkd_requests_in_flight\{[^}]*\} (\S+)$",
+                                                 text, re.M)) - 1
+
+
 def rss_kib(pid):
     with open("/proc/%d/status" % pid) as f:
         return int(re.search(r"VmRSS:\s+(\d+)", f.read()).group(1))
