@@ -8,9 +8,11 @@ import http.client
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import unittest
@@ -36,6 +38,22 @@ SANITIZER_REPORT = re.compile(
 READY_LINE = "forkd ready:"
 # Signals that mean forkd crashed, unless the test sent them itself.
 CRASH_SIGNALS = (signal.SIGSEGV, signal.SIGABRT, signal.SIGBUS, signal.SIGFPE, signal.SIGILL)
+# What the primary logs when one of its workers died by a signal (at level
+# error when it respawns the worker, info during a stop).
+WORKER_SIGNALLED = re.compile(r"worker (\d+) \(slot (\d+)\) exited: signal (\d+)")
+
+
+def need_tool(name, package):
+    """The path of the program name, which the Debian package package (listed
+    in scripts/deps) installs. A missing one fails the test instead of
+    skipping it: scripts/deps install all should have installed it."""
+    path = shutil.which(name) or next(
+        (os.path.join(d, name) for d in ("/usr/sbin", "/sbin")
+         if os.access(os.path.join(d, name), os.X_OK)), None)
+    if not path:
+        raise AssertionError("%s is missing: the Debian package %s is in scripts/deps; run "
+                             "`bash scripts/deps install all`" % (name, package))
+    return path
 
 
 def asan_build():
@@ -100,6 +118,10 @@ class Server:
         self.proc = None
         self.stderr_text = b""
         self.checked = False
+        # Signals a worker may die by in this test without failing it: a test
+        # that kills a worker on purpose (or makes forkd kill one) says so
+        # with expect_worker_signals().
+        self.allowed_worker_signals = set()
 
     def write_conf(self, sections=None, raw=None):
         """Writes the config file (raw text replaces it entirely)."""
@@ -154,21 +176,79 @@ class Server:
     def send_signal(self, sig):
         self.proc.send_signal(sig)
 
+    def expect_worker_signals(self, *sigs):
+        """Declares that workers may die by sigs in this test (it kills them
+        on purpose, or makes forkd's watchdog do it); any other signal a
+        worker dies by fails the test when the server stops."""
+        self.allowed_worker_signals.update(int(s) for s in sigs)
+
+    def worker_signal_deaths(self):
+        """[(pid, slot, signal)] for every worker the log says died by a signal."""
+        text = self.log() + self.stderr_text.decode(errors="replace")
+        return [(int(m.group(1)), int(m.group(2)), int(m.group(3)))
+                for m in WORKER_SIGNALLED.finditer(text)]
+
+    def problems(self):
+        """What went wrong so far, as text (empty when nothing did): a
+        sanitizer report on forkd's stderr, or a worker that died by a signal
+        the test did not declare. Reads what stderr holds now without waiting."""
+        if self.proc and self.proc.stderr and not self.proc.stderr.closed:
+            self.stderr_text = self.stderr_text + drain(self.proc.stderr)
+        out = []
+        report = SANITIZER_REPORT.search(self.stderr_text)
+        if report:
+            out.append("a sanitizer report on stderr:\n" +
+                       self.stderr_text[max(0, report.start() - 2000):][:20000].decode(
+                           errors="replace"))
+        for pid, slot, sig in self.worker_signal_deaths():
+            if sig not in self.allowed_worker_signals:
+                out.append("worker %d (slot %d) died by signal %d (%s), which the test did "
+                           "not send" % (pid, slot, sig, signal.Signals(sig).name
+                                         if sig in signal.Signals._value2member_map_ else "?"))
+        return "\n".join(out)
+
+    def assert_healthy(self):
+        """Fails now on a sanitizer report or a worker killed by a signal the
+        test did not declare (the same check stop() makes at the end)."""
+        found = self.problems()
+        if found:
+            raise AssertionError("forkd: %s\nlog:\n%s" % (found, self.log()[-5000:]))
+
     def workers(self):
         """The pids of forkd's worker processes (the primary's children) now."""
         return children(self.proc.pid)
 
-    def stop(self, sig=signal.SIGTERM, timeout=STOP_WAIT):
+    def stop_timeout(self):
+        """How long a graceful stop may take by forkd's own rules: its
+        graceful_timeout (default 30 s), after which it kills what is left,
+        plus STOP_WAIT for the machine to be slow. Waiting longer than this
+        means the stop hung."""
+        try:
+            graceful = float(self.sections.get("server", {}).get("graceful_timeout", 30))
+        except ValueError:
+            graceful = 30.0
+        return graceful + STOP_WAIT
+
+    def stop(self, sig=signal.SIGTERM, timeout=None):
         """Stops forkd with sig and returns its exit code. Raises
-        AssertionError when forkd crashed or a sanitizer reported an error
-        (its stderr is kept in self.stderr_text)."""
+        AssertionError when forkd crashed, a worker died by a signal the test
+        did not declare, a sanitizer reported an error (its stderr is kept in
+        self.stderr_text), a stop did not end within timeout (default: the
+        stop's own bound, stop_timeout()), or a TERM, INT or QUIT stop of a
+        running forkd ended with a status other than 0."""
         if self.proc is None:
             return None
+        hung = False
+        sent = False
+        if timeout is None:
+            timeout = self.stop_timeout()
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
+            sent = True
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
+                hung = True
                 self.proc.kill()
                 self.proc.wait()
         if self.proc.stderr and not self.proc.stderr.closed:
@@ -178,18 +258,28 @@ class Server:
                 stream.close()
         if not self.checked:
             self.checked = True
-            self.check_clean_exit(sig)
+            self.check_clean_exit(sig, hung, timeout, sent)
         return self.proc.returncode
 
-    def check_clean_exit(self, sig):
-        """Fails on a sanitizer report in stderr or a crash signal forkd was not sent."""
+    def check_clean_exit(self, sig, hung=False, timeout=None, sent=False):
+        """Fails on a sanitizer report in stderr, a crash signal forkd was not
+        sent, a worker that died by a signal the test did not declare, a stop
+        that hung, or a stop signal answered with a non-zero status."""
         code = self.proc.returncode
-        report = SANITIZER_REPORT.search(self.stderr_text)
         crashed = code is not None and code < 0 and -code in CRASH_SIGNALS and -code != sig
-        if report or crashed:
-            raise AssertionError("forkd %s (exit %s); stderr:\n%s" % (
-                "reported a sanitizer error" if report else "crashed", code,
-                self.stderr_text[-20000:].decode(errors="replace")))
+        found = self.problems()
+        if hung:
+            found = ("the stop with signal %d did not end within %.0f s; forkd was killed\n"
+                     % (sig, timeout)) + found
+        elif sent and sig in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT) and code != 0:
+            found = ("the stop with signal %d ended with status %s instead of 0\n"
+                     % (sig, code)) + found
+        if crashed:
+            found = "forkd crashed (exit %s)\n" % code + found
+        if found:
+            raise AssertionError("%s\nstderr:\n%s\nlog:\n%s" % (
+                found, self.stderr_text[-20000:].decode(errors="replace"),
+                self.log()[-5000:]))
 
     def log(self):
         try:
@@ -366,5 +456,84 @@ class ServerCase(unittest.TestCase):
         cls.server.stop()
 
 
+class CaseResult(unittest.TextTestResult):
+    """unittest's verbose result that also keeps every test's outcome by id
+    (a test with a failing subtest counts as failed once)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.outcomes = {}   # id -> "passed" | "failed" | "skipped"
+        self.reasons = {}    # id -> why it was skipped
+
+    def mark(self, test, outcome):
+        key = getattr(test, "test_case", test).id()
+        if self.outcomes.get(key) == "failed":
+            return
+        self.outcomes[key] = outcome
+
+    def addSuccess(self, test):
+        super().addSuccess(test)
+        self.mark(test, "passed")
+
+    def addFailure(self, test, err):
+        super().addFailure(test, err)
+        self.mark(test, "failed")
+
+    def addError(self, test, err):
+        super().addError(test, err)
+        # An error in setUpClass or tearDownClass comes as a holder named
+        # after the class; it counts as one failure of its own.
+        self.mark(test, "failed")
+
+    def addSubTest(self, test, subtest, err):
+        super().addSubTest(test, subtest, err)
+        if err is not None:
+            self.mark(test, "failed")
+
+    def addSkip(self, test, reason):
+        super().addSkip(test, reason)
+        self.mark(test, "skipped")
+        self.reasons[getattr(test, "test_case", test).id()] = reason
+
+    def addExpectedFailure(self, test, err):
+        super().addExpectedFailure(test, err)
+        self.mark(test, "passed")
+
+    def addUnexpectedSuccess(self, test):
+        super().addUnexpectedSuccess(test)
+        self.mark(test, "failed")
+
+
+def summarize(result):
+    """{"passed": n, "failed": n, "skipped": [[id, reason]...], "failures": [id...]}"""
+    by = {"passed": [], "failed": [], "skipped": []}
+    for key, outcome in sorted(result.outcomes.items()):
+        by[outcome].append(key)
+    return {"passed": len(by["passed"]), "failed": len(by["failed"]),
+            "skipped": [[k, result.reasons.get(k, "")] for k in by["skipped"]],
+            "failures": by["failed"]}
+
+
 def main():
-    unittest.main(verbosity=2)
+    """Runs the file's tests verbosely. Prints `N passed, N failed, N
+    skipped` (counted per test method), and writes the same as JSON to
+    $FORKD_TEST_CASES/$FORKD_TEST_NAME.json when both are set (.ci/run
+    counts from there). Exits 1 on a failure, 77 (meson's SKIP) when tests
+    were skipped and none passed, else 0."""
+    runner = unittest.TextTestRunner(verbosity=2, resultclass=CaseResult)
+    prog = unittest.main(verbosity=2, testRunner=runner, exit=False)
+    summary = summarize(prog.result)
+    print("%d passed, %d failed, %d skipped" % (
+        summary["passed"], summary["failed"], len(summary["skipped"])))
+    for key, reason in summary["skipped"]:
+        print("skipped: %s: %s" % (key, reason))
+    where, name = os.environ.get("FORKD_TEST_CASES"), os.environ.get("FORKD_TEST_NAME")
+    if where and name:
+        os.makedirs(where, exist_ok=True)
+        with open(os.path.join(where, name + ".json"), "w") as f:
+            json.dump(summary, f)
+    if summary["failed"] or not prog.result.wasSuccessful():
+        sys.exit(1)
+    if summary["skipped"] and not summary["passed"]:
+        sys.exit(77)
+    sys.exit(0)
