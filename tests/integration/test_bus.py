@@ -23,9 +23,8 @@ import unittest
 import harness
 from harness import Server, wait_for
 
-REDIS_SERVER = shutil.which("redis-server")
-WRK = shutil.which("wrk")
-NO_REDIS = "redis-server not found: install the Debian package redis-server"
+REDIS_SERVER = harness.need_tool("redis-server", "redis-server")
+WRK = harness.need_tool("wrk", "wrk")
 
 CATALOGUE = {"widget": 1000, "gadget": 500, "gizmo": 100, "P001": 100, "P002": 100}
 STOCK_KEY = "forkd:stock"
@@ -155,8 +154,6 @@ class BusCase(unittest.TestCase):
     WORKERS = 1
 
     def setUp(self):
-        if not REDIS_SERVER:
-            self.skipTest(NO_REDIS)
         self.redis = Redis().start()
         self.addCleanup(self.redis.cleanup)
         self.server = Server({"bus": {"redis": "127.0.0.1:%d" % self.redis.port}},
@@ -393,8 +390,6 @@ class ConcurrentOrdersTest(BusCase):
         return "".join(lines)
 
     def test_no_oversell_under_2000_concurrent_orders(self):
-        if not WRK:
-            self.skipTest("wrk not found: install the Debian package wrk")
         self.redis.command("HSET", STOCK_KEY, "widget", self.STOCK)
         script = os.path.join(self.server.dir, "orders.lua")
         with open(script, "w") as f:
@@ -522,8 +517,6 @@ class RedisLossTest(BusCase):
 
 class RedisAbsentAtStartTest(unittest.TestCase):
     def test_serves_without_redis_then_connects(self):
-        if not REDIS_SERVER:
-            self.skipTest(NO_REDIS)
         redis = Redis()
         self.addCleanup(redis.cleanup)
         server = Server({"bus": {"redis": "127.0.0.1:%d" % redis.port}}).start()
@@ -546,8 +539,6 @@ class HostNameTest(unittest.TestCase):
     """[bus] redis given as a name: resolved off the loop, on the pool."""
 
     def test_name_resolves_and_connects(self):
-        if not REDIS_SERVER:
-            self.skipTest(NO_REDIS)
         redis = Redis().start()
         self.addCleanup(redis.cleanup)
         server = Server({"bus": {"redis": "localhost:%d" % redis.port}}).start()

@@ -6,12 +6,11 @@ whether it could reuse a kept-alive connection.
 """
 import json
 import re
-import shutil
 import subprocess
 
 import harness
 
-CURL = shutil.which("curl")
+CURL = harness.need_tool("curl", "curl")
 
 
 def split_responses(out):
@@ -26,7 +25,6 @@ def split_responses(out):
     return responses
 
 
-@harness.unittest.skipIf(CURL is None, "curl is not installed (scripts/deps installs it)")
 class CurlTest(harness.ServerCase):
 
     def url(self, path):

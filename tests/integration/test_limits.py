@@ -552,7 +552,7 @@ class EmfileTest(unittest.TestCase):
             # forkd lifts its soft limit as far as the hard one allows (for
             # max_connections), so the hard limit is what must be low: set
             # for forkd alone, with prlimit, so this process keeps its own.
-            server.wrapper = ["prlimit", "--nofile=%d:%d" % (base + 8, base + 8), "--"]
+            server.wrapper = [harness.need_tool("prlimit", "util-linux"), "--nofile=%d:%d" % (base + 8, base + 8), "--"]
             server.start()
         finally:
             resource.setrlimit(resource.RLIMIT_NOFILE, old)

@@ -1,6 +1,5 @@
 """GET /metrics: Prometheus text format rendered from the shared scoreboard."""
 import re
-import shutil
 import subprocess
 
 import harness
@@ -40,9 +39,7 @@ class MetricsTest(harness.ServerCase):
         return body.decode()
 
     def test_real_prometheus_parser_accepts_it(self):
-        promtool = shutil.which("promtool")
-        if not promtool:
-            self.skipTest("promtool (Debian package prometheus) is not installed")
+        promtool = harness.need_tool("promtool", "prometheus")
         r = subprocess.run([promtool, "check", "metrics"], input=self.metrics().encode(),
                            capture_output=True, timeout=60)
         self.assertEqual(r.returncode, 0, r.stdout + r.stderr)

@@ -31,8 +31,8 @@ import harness
 from harness import wait_for
 from test_bus import REDIS_SERVER, STOCK_KEY, Redis, log_lines
 
-NGINX = shutil.which("nginx") or (os.path.exists("/usr/sbin/nginx") and "/usr/sbin/nginx")
-IP = shutil.which("ip") or (os.path.exists("/usr/sbin/ip") and "/usr/sbin/ip")
+NGINX = harness.need_tool("nginx", "nginx-light")
+IP = harness.need_tool("ip", "iproute2")
 SUBNET = "10.200.0"
 HUB = SUBNET + ".1"
 PORT = 8080
@@ -110,9 +110,6 @@ class Host:
 
 class MultiHostTest(unittest.TestCase):
     def setUp(self):
-        for name, path in (("redis-server", REDIS_SERVER), ("nginx", NGINX), ("ip", IP)):
-            if not path:
-                self.skipTest("%s not found" % name)
         tag = "fk%d" % os.getpid()
         self.hub, self.ns_a, self.ns_b = tag + "-hub", tag + "-a", tag + "-b"
         self.namespaces = []

@@ -138,8 +138,8 @@ class Load:
 class NginxCase(harness.unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        if not shutil.which("nginx") or not shutil.which("ss"):
-            raise RuntimeError("nginx and ss are needed: run scripts/deps install")
+        harness.need_tool("nginx", "nginx-light")
+        harness.need_tool("ss", "iproute2")
 
     def start(self, workers=2):
         forkd = Server(workers=workers).start()

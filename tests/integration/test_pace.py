@@ -10,7 +10,6 @@ never appears for one client however many requests it sends, and never with
 io_coalesce = 0; and that every response under the load is still a good one.
 """
 import re
-import shutil
 import subprocess
 import threading
 import time
@@ -20,7 +19,7 @@ import harness
 from harness import Server
 from test_core import HELLO, Client, request
 
-WRK = shutil.which("wrk")
+WRK = harness.need_tool("wrk", "wrk")
 GAUGE = re.compile(r'^forkd_io_coalesce_seconds\{slot="0"\} (\S+)$', re.M)
 
 
@@ -59,10 +58,6 @@ class Load:
 
 
 class PaceCase(harness.ServerCase):
-    def setUp(self):
-        if not WRK:
-            self.skipTest("wrk not found: install the Debian package wrk")
-
     def assert_load_ok(self, load):
         self.assertEqual(load.proc.returncode, 0, load.output)
         self.assertGreater(load.requests(), 0, load.output)

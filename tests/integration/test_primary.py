@@ -202,7 +202,7 @@ class WorkerCount(PrimaryCase):
         usable = sorted(os.sched_getaffinity(0))
         if len(usable) < 2:
             self.skipTest("needs two usable CPUs to tell the mask from the machine")
-        s = Server(workers="auto", wrapper=["taskset", "-c", str(usable[-1])])
+        s = Server(workers="auto", wrapper=[harness.need_tool("taskset", "util-linux"), "-c", str(usable[-1])])
         self.addCleanup(s.stop)
         s.start()
         self.assertEqual(sorted(wait_slots(s, 1)), [0])
