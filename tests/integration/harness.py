@@ -112,6 +112,11 @@ class Server:
         for section, keys in (sections or {}).items():
             base.setdefault(section, {}).update(keys)
         self.sections = base
+        # The address tests connect to: 127.0.0.1, or the host of a listen
+        # the test gave ("[::1]:PORT" makes it ::1).
+        listen = base["server"]["listen"]
+        host = listen.rpartition(":")[0].strip("[]")
+        self.host = host if host not in ("", "0.0.0.0", "*", "::") else "127.0.0.1"
         self.write_conf()
         self.args = args or []
         self.env = env
@@ -168,7 +173,7 @@ class Server:
             raise RuntimeError("forkd exited with %s: %s" % (
                 self.proc.returncode, self.proc.stderr.read().decode(errors="replace")))
         try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+            with socket.create_connection((self.host, self.port), timeout=1):
                 return True
         except OSError:
             return False
@@ -289,12 +294,12 @@ class Server:
             return ""
 
     def connect(self, timeout=10):
-        s = socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
+        s = socket.create_connection((self.host, self.port), timeout=timeout)
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return s
 
     def http(self, timeout=10):
-        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        return http.client.HTTPConnection(self.host, self.port, timeout=timeout)
 
     def request(self, method, path, body=None, headers=None, timeout=10):
         """One request on a new connection: (status, headers dict, body bytes)."""

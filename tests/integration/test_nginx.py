@@ -219,9 +219,8 @@ class NginxCase(harness.unittest.TestCase):
         forkd, nginx = self.start(workers=2)
         workers = wait_for(lambda: len(harness.children(forkd.proc.pid)) >= 2 and
                            harness.children(forkd.proc.pid), timeout=10)
-        if not workers:
-            self.skipTest("forkd ran its single worker in its own process (no multi-worker "
-                          "primary yet): there is no worker to kill without stopping forkd")
+        self.assertTrue(workers, "forkd did not start two worker processes")
+        forkd.expect_worker_signals(signal.SIGKILL)
         load = Load(nginx).start()
         self.addCleanup(load.stop)
         self.assertTrue(wait_for(lambda: load.ok >= 300, timeout=60), "no load got through")
