@@ -79,7 +79,12 @@ def health_pid(server, timeout=10):
 def in_flight(server):
     """Requests being served now by any worker, from GET /metrics (which
     counts itself: one less than the sum)."""
-    status, _, body = server.request("GET", "/metrics")
+    try:
+        # A short timeout: the connection may land on a worker whose loop a
+        # test blocked on purpose; the next try hashes elsewhere.
+        status, _, body = server.request("GET", "/metrics", timeout=1)
+    except OSError:
+        return -1
     assert status == 200, status
     found = re.findall(r"^forkd_requests_in_flight\{[^}]*\} (\d+)$", body.decode(), re.M)
     return sum(int(v) for v in found) - 1
@@ -631,6 +636,40 @@ class Control(PrimaryCase):
         self.assertEqual(s.request("GET", "/hello")[0], 200)
 
 
+class DroppedUser(PrimaryCase):
+    @unittest.skipUnless(os.geteuid() == 0, "needs root (scripts/test runs as root in CI)")
+    def test_workers_as_nobody_reopen_their_logs_on_usr1(self):
+        """Workers that dropped to nobody cannot create files in a folder
+        root owns; on USR1 the primary makes the new files and hands them to
+        nobody, so the workers reopen them and log into them."""
+        nobody = pwd.getpwnam("nobody")
+        s = Server({"server": {"user": "nobody"}}, workers=2)
+        s.sections["log"]["access_log"] = s.access_log
+        s.write_conf()
+        os.chmod(s.dir, 0o755)  # nobody may read the folder, not write it
+        self.addCleanup(s.stop)
+        s.start()
+        workers = list(wait_slots(s, 2).values())
+        for pid in workers:
+            self.assertEqual(os.stat("/proc/%d" % pid).st_uid, nobody.pw_uid)
+        os.rename(s.error_log, s.error_log + ".1")
+        os.rename(s.access_log, s.access_log + ".1")
+        s.send_signal(signal.SIGUSR1)
+
+        def holding_moved():
+            return [(pid, t) for pid in [s.proc.pid] + workers
+                    for t in harness.fd_links(pid) if t.endswith(".log.1")]
+        self.assertTrue(wait_for(lambda: not holding_moved(), 20), holding_moved())
+        for path in (s.error_log, s.access_log):
+            self.assertEqual(os.stat(path).st_uid, nobody.pw_uid, path)
+        self.assertNotIn("cannot reopen", s.log() + open(s.error_log + ".1").read())
+        # Requests on both workers land in the new access log.
+        for _ in range(20):
+            self.assertEqual(s.request("GET", "/hello")[0], 200)
+        self.assertTrue(wait_for(lambda: len(open(s.access_log).read().splitlines()) >= 20, 20))
+        self.assertEqual(s.workers(), sorted(workers))  # nobody had to be replaced
+
+
 class Watchdog(PrimaryCase):
     def test_blocked_worker_is_killed_and_replaced(self):
         s = self.start({"server": {"worker_timeout": "2"}, "example": {"debug_routes": "on"}})
@@ -663,6 +702,242 @@ class MaxRequests(PrimaryCase):
         self.assertIn("served 5 requests (max_requests 5", s.log())
         self.assertTrue(wait_for(lambda: process_gone(pids[0]), 30))
         self.assertNotIn("respawning", s.log())  # a recycle is not a crash
+
+
+def metric_samples(server):
+    """{(name, labels): value} of every sample GET /metrics gives now."""
+    status, _, body = server.request("GET", "/metrics")
+    assert status == 200, status
+    out = {}
+    for line in body.decode().splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.rpartition(" ")
+            out[key] = float(value)
+    return out
+
+
+class StopTimeouts(PrimaryCase):
+    """graceful_timeout is the most a graceful stop waits for requests in
+    flight; a second TERM hurries a graceful stop into a fast one."""
+
+    def test_graceful_timeout_closes_what_is_left(self):
+        """A request still in flight when graceful_timeout (1 s) ends is cut:
+        the worker closes its connection and exits on its own."""
+        s = self.start({"server": {"graceful_timeout": "1"}}, workers=1)
+        wait_slots(s, 1)
+        with s.connect(timeout=60) as busy:
+            busy.sendall(b"GET /delay?ms=10000 HTTP/1.1\r\nHost: t\r\n\r\n")
+            wait_in_flight(s, 1)
+            s.send_signal(signal.SIGTERM)
+            data, closed = read_all(busy, timeout=60)
+        # Closed unanswered: a drain would have answered it after its 10 s.
+        self.assertEqual((data, closed), (b"", True))
+        self.assertEqual(s.proc.wait(60), 0)
+        self.assertIn("graceful stop timed out with 1 connection(s) open", s.log())
+        self.assertRegex(s.log(), r"worker \d+ \(slot 0\) exited: status 0")
+
+    def test_graceful_timeout_expires_into_sigkill(self):
+        """A worker whose loop is blocked cannot even hear the stop: once
+        graceful_timeout (1 s, plus forkd's margin) is over, the primary
+        SIGKILLs it and still exits 0. worker_timeout is far away, so the
+        watchdog is not what kills it."""
+        s = self.start({"server": {"graceful_timeout": "1", "worker_timeout": "300"},
+                        "debug": {"debug_routes": "on"}}, workers=2)
+        s.expect_worker_signals(signal.SIGKILL)  # forkd's own, at the timeout
+        wait_slots(s, 2)
+        with s.connect(timeout=60) as busy:
+            busy.sendall(b"GET /debug/block?ms=60000 HTTP/1.1\r\nHost: t\r\n\r\n")
+            # The other worker answers /metrics while this one is blocked.
+            wait_in_flight(s, 1)
+            s.send_signal(signal.SIGTERM)
+            data, closed = read_all(busy, timeout=60)
+        self.assertEqual((data, closed), (b"", True))
+        self.assertEqual(s.proc.wait(60), 0)
+        killed = re.findall(r"worker (\d+) \(slot \d\) still runs 1\.0 s after it was told "
+                            r"to stop; killing it", s.log())
+        self.assertEqual(len(killed), 1, s.log())
+        victim = int(killed[0])
+        self.assertRegex(s.log(), r"worker %d \(slot \d\) still runs 1\.0 s after it was told "
+                         r"to stop; killing it" % victim)
+        self.assertRegex(s.log(), r"worker %d \(slot \d\) exited: signal 9 " % victim)
+        self.assertNotIn("sent no heartbeat", s.log())
+
+    def test_second_term_turns_the_stop_fast(self):
+        s = self.start({"server": {"graceful_timeout": "120"}}, workers=1)
+        wait_slots(s, 1)
+        with s.connect(timeout=60) as busy:
+            busy.sendall(b"GET /delay?ms=10000 HTTP/1.1\r\nHost: t\r\n\r\n")
+            wait_in_flight(s, 1)
+            s.send_signal(signal.SIGTERM)
+            self.assertTrue(wait_for(lambda: "graceful stop: waiting" in s.log(), 20), s.log())
+            s.send_signal(signal.SIGTERM)
+            data, closed = read_all(busy, timeout=60)
+        # The graceful stop (up to 120 s) would have answered after 10 s; the
+        # fast one drops the request.
+        self.assertEqual((data, closed), (b"", True))
+        self.assertEqual(s.proc.wait(60), 0)
+        self.assertIn("fast stop: waiting", s.log())
+        self.assertNotIn("killing", s.log())  # the worker left on its own
+
+
+class Counters(PrimaryCase):
+    """The counters of /metrics live in the scoreboard, not in a worker: they
+    never go backwards when workers are killed, recycled or reloaded, and the
+    restart and reload counters count exactly those events."""
+
+    def assert_not_backwards(self, before, after, what):
+        for key, value in before.items():
+            name = key.partition("{")[0]
+            if not (name.endswith("_total") or name.endswith("_count") or
+                    name.endswith("_bucket") or name.endswith("_sum")):
+                continue
+            if key in after:
+                self.assertGreaterEqual(after[key], value, "%s went backwards after %s" % (
+                    key, what))
+
+    def test_counters_survive_restarts_and_reloads(self):
+        s = self.start(workers=2)
+        s.expect_worker_signals(signal.SIGKILL)
+        old = wait_slots(s, 2)
+        for _ in range(20):
+            self.assertEqual(s.request("GET", "/hello")[0], 200)
+        first = metric_samples(s)
+        restarts = 'forkd_worker_restarts_total{slot="%d"}'
+        self.assertEqual(first[restarts % 0], 0)
+        self.assertEqual(first[restarts % 1], 0)
+        self.assertEqual(first['forkd_reloads_total{result="ok"}'], 0)
+        self.assertEqual(first['forkd_reloads_total{result="failed"}'], 0)
+
+        os.kill(old[0], signal.SIGKILL)
+        self.assertTrue(wait_for(lambda: slots(s).get(0) not in (None, old[0]), 30), s.log())
+        wait_slots(s, 2)
+        after_kill = metric_samples(s)
+        self.assert_not_backwards(first, after_kill, "a worker was killed")
+        self.assertEqual(after_kill[restarts % 0], 1)
+        self.assertEqual(after_kill[restarts % 1], 0)
+
+        self.reload(s)
+        wait_slots(s, 2)
+        after_reload = metric_samples(s)
+        self.assert_not_backwards(after_kill, after_reload, "a reload")
+        self.assertEqual(after_reload['forkd_reloads_total{result="ok"}'], 1)
+        self.assertEqual(after_reload['forkd_reloads_total{result="failed"}'], 0)
+        # A reload replaces workers on purpose: that is no restart.
+        self.assertEqual(after_reload[restarts % 0], 1)
+        self.assertEqual(after_reload[restarts % 1], 0)
+
+        s.write_conf(raw="[server]\nlisten = 127.0.0.1:%d\nworkers = lots\n" % s.port)
+        s.send_signal(signal.SIGHUP)
+        self.assertTrue(wait_for(lambda: "reload failed" in s.log(), 20))
+        s.write_conf()
+        after_failed = metric_samples(s)
+        self.assert_not_backwards(after_reload, after_failed, "a failed reload")
+        self.assertEqual(after_failed['forkd_reloads_total{result="ok"}'], 1)
+        self.assertEqual(after_failed['forkd_reloads_total{result="failed"}'], 1)
+        requests = sum(v for k, v in after_failed.items() if k.startswith("forkd_requests_total"))
+        self.assertGreaterEqual(requests, 20 + 3)  # /hello and the /metrics before this one
+
+    def test_recycling_is_no_restart(self):
+        s = self.start({"server": {"max_requests": "3"}}, workers=1)
+        first = wait_slots(s, 1)[0]
+        pids = [health_pid(s) for _ in range(7)]
+        self.assertNotEqual(pids[0], pids[-1])
+        self.assertTrue(wait_for(lambda: process_gone(first), 30))
+        samples = metric_samples(s)
+        self.assertEqual(samples['forkd_worker_restarts_total{slot="0"}'], 0)
+        requests = sum(v for k, v in samples.items() if k.startswith("forkd_requests_total"))
+        self.assertGreaterEqual(requests, 7)
+
+
+class ReloadBind(PrimaryCase):
+    def test_new_address_that_cannot_be_bound_keeps_the_old_workers(self):
+        """The new listen address is taken (a socket without SO_REUSEPORT
+        holds it): the reload fails before any slot is switched, the old
+        workers keep serving on the old port, and the failure is counted."""
+        s = self.start(workers=2)
+        old = wait_slots(s, 2)
+        blocker = socket.socket()
+        self.addCleanup(blocker.close)
+        blocker.bind(("127.0.0.1", 0))
+        blocker.listen(1)
+        taken = blocker.getsockname()[1]
+        s.sections["server"]["listen"] = "127.0.0.1:%d" % taken
+        s.write_conf()
+        s.send_signal(signal.SIGHUP)
+        self.assertTrue(wait_for(lambda: "reload failed" in s.log(), 20), s.log())
+        self.assertRegex(s.log(), r"reload failed: listen 127\.0\.0\.1:%d: .*in use" % taken)
+        self.assertEqual(slots(s), old)
+        self.assertEqual(s.workers(), sorted(old.values()))
+        for _ in range(10):
+            self.assertIn(health_pid(s), old.values())
+        samples = metric_samples(s)
+        self.assertEqual(samples['forkd_reloads_total{result="failed"}'], 1)
+        self.assertEqual(samples['forkd_reloads_total{result="ok"}'], 0)
+        # The old configuration is still the one a later reload builds on.
+        s.sections["server"]["listen"] = "127.0.0.1:%d" % s.port
+        s.write_conf()
+        self.reload(s)
+        self.assertFalse(set(wait_slots(s, 2).values()) & set(old.values()))
+
+
+class Backoff(PrimaryCase):
+    def test_thirty_seconds_of_health_forget_the_backoff(self):
+        """Two quick deaths raise slot 0's delay to 0.2 s. A worker that then
+        lives 30 s (HEALTHY) resets it: the next quick death waits 0.1 s
+        again, where one that lived less would double it to 0.4 s."""
+        s = self.start({"log": {"level": "debug"}}, workers=1)
+        s.expect_worker_signals(signal.SIGKILL)
+        killed = []
+
+        def kill_next():
+            # Killed as soon as it is forked (not ready), so that it dies young.
+            pid = wait_for(lambda: [p for p in s.workers() if p not in killed], 30)
+            self.assertTrue(pid, s.log())
+            os.kill(pid[0], signal.SIGKILL)
+            killed.append(pid[0])
+            self.assertTrue(wait_for(lambda: process_gone(pid[0]), 10))
+
+        def delays():
+            return [float(m.group(1)) for _, m in log_lines(s, r"respawning in ([\d.]+) s")]
+
+        wait_slots(s, 1)
+        time.sleep(1.2)  # older than QUICK_DEATH: its death sets no delay
+        kill_next()
+        kill_next()
+        kill_next()
+        self.assertTrue(wait_for(lambda: len(delays()) >= 2, 30), s.log())
+        self.assertEqual(delays()[:2], [0.1, 0.2], s.log())
+        # The ages below are the design's own (HEALTHY = 30 s), not waits
+        # for an event: the worker must be this old when it dies.
+        wait_slots(s, 1)
+        time.sleep(31)
+        kill_next()   # lived 31 s: no delay, and the backoff is forgotten
+        kill_next()   # dies young: the first delay again
+        self.assertTrue(wait_for(lambda: len(delays()) >= 3, 30), s.log())
+        self.assertEqual(delays(), [0.1, 0.2, 0.1], s.log())
+        wait_slots(s, 1)
+        self.assertEqual(s.request("GET", "/hello")[0], 200)
+
+
+class Jitter(PrimaryCase):
+    def test_max_requests_jitter_spreads_the_recycling(self):
+        """With max_requests 3 and jitter 4 each worker serves 3 to 7
+        requests before it is replaced, not always the same number."""
+        s = self.start({"server": {"max_requests": "3", "max_requests_jitter": "4"}}, workers=1)
+        wait_slots(s, 1)
+        pids = [health_pid(s) for _ in range(80)]
+        runs = []
+        for pid in pids:
+            if runs and runs[-1][0] == pid:
+                runs[-1][1] += 1
+            else:
+                runs.append([pid, 1])
+        lengths = [n for _, n in runs[:-1]]  # the last worker may not be done
+        self.assertGreaterEqual(len(lengths), 8, runs)
+        self.assertTrue(all(3 <= n <= 7 for n in lengths), lengths)
+        # Ten equal lengths from five choices happen once in 5^9 runs.
+        self.assertGreater(len(set(lengths)), 1, lengths)
+        self.assertEqual(len({pid for pid, _ in runs}), len(runs), "a pid served twice")
 
 
 if __name__ == "__main__":
