@@ -112,11 +112,13 @@ class Server:
         for section, keys in (sections or {}).items():
             base.setdefault(section, {}).update(keys)
         self.sections = base
-        # The address tests connect to: 127.0.0.1, or the host of a listen
-        # the test gave ("[::1]:PORT" makes it ::1).
-        listen = base["server"]["listen"]
-        host = listen.rpartition(":")[0].strip("[]")
+        # The address tests connect to: 127.0.0.1, or the host and port of a
+        # listen the test gave ("[::1]:PORT" makes them ::1 and PORT).
+        host, _, port = base["server"]["listen"].rpartition(":")
+        host = host.strip("[]")
         self.host = host if host not in ("", "0.0.0.0", "*", "::") else "127.0.0.1"
+        if port.isdigit():
+            self.port = int(port)
         self.write_conf()
         self.args = args or []
         self.env = env
