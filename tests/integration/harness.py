@@ -288,6 +288,28 @@ class Server:
                 found, self.stderr_text[-20000:].decode(errors="replace"),
                 self.log()[-5000:]))
 
+    def in_flight(self):
+        """Requests being served now by all workers, not counting the GET
+        /metrics that asks (it is in flight itself while it renders); -1 when
+        /metrics did not answer within a second (say the connection landed on
+        a worker whose loop a test blocked: the next try hashes elsewhere).
+        The gauge is written when a request starts and ends, not on a timer."""
+        try:
+            status, _, body = self.request("GET", "/metrics", timeout=1)
+        except OSError:
+            return -1
+        if status != 200:
+            raise AssertionError("GET /metrics answered %d" % status)
+        found = re.findall(r"^forkd_requests_in_flight\{[^}]*\} (\d+)$", body.decode(), re.M)
+        return sum(int(v) for v in found) - 1
+
+    def wait_in_flight(self, n, timeout=START_WAIT):
+        """Waits until at least n requests are in flight: forkd has read and
+        dispatched them (used instead of sleeping before a signal)."""
+        if not wait_for(lambda: self.in_flight() >= n, timeout):
+            raise AssertionError("%d request(s) never became in flight; log:\n%s" % (
+                n, self.log()[-3000:]))
+
     def log(self):
         try:
             with open(self.error_log, errors="replace") as f:

@@ -504,8 +504,8 @@ class RedisLossTest(BusCase):
             with self.server.connect() as s:
                 s.sendall(b"POST /orders HTTP/1.1\r\nHost: t\r\nContent-Type: application/json"
                           b"\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
-                # Waiting (not asserting) for forkd to read it and ask Redis.
-                time.sleep(0.5)
+                # forkd has read it and asked Redis once it is in flight.
+                self.server.wait_in_flight(1)
         finally:
             self.redis.proc.send_signal(signal.SIGCONT)
         self.assertTrue(wait_for(lambda: self.stock("gizmo") == 96, timeout=30))

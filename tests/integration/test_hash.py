@@ -9,6 +9,7 @@ turns into 503 with Retry-After, and every accepted job completes.
 import json
 import os
 import re
+import select
 import signal
 import socket
 import struct
@@ -48,10 +49,10 @@ def post(server, path, body, content_type="application/json", timeout=30):
 
 
 def stop_and_collect(server):
-    """Stops server gracefully; returns (exit code, everything it wrote to stderr)."""
-    server.send_signal(signal.SIGTERM)
-    err = server.proc.stderr.read().decode(errors="replace")
-    return server.stop(), err
+    """Stops server gracefully (the harness fails a hung stop, a crash or a
+    sanitizer report); returns (exit code, everything it wrote to stderr)."""
+    code = server.stop()
+    return code, server.stderr_text.decode(errors="replace")
 
 
 class HashRoutes(harness.ServerCase):
@@ -226,7 +227,7 @@ class HashUnderPressure(unittest.TestCase):
         self.server = harness.Server(self.SECTIONS).start()
 
     def tearDown(self):
-        self.server.stop(signal.SIGKILL)  # only signals a server still running
+        self.server.stop()  # checked: a graceful stop, every job answered
 
     def health_pid(self):
         status, _, body = self.server.json("GET", "/health")
@@ -239,6 +240,13 @@ class HashUnderPressure(unittest.TestCase):
         for mark in CRASH_MARKS:
             self.assertNotIn(mark, err)
             self.assertNotIn(mark, self.server.log())
+
+    def all_read(self, socks):
+        """Whether forkd has read the request on each of socks: each is in
+        flight (its job running or queued) or already answered (503 when the
+        queue was full)."""
+        answered = select.select(socks, [], [], 0)[0]
+        return self.server.in_flight() >= len(socks) - len(answered)
 
     def send_hash(self, password):
         """Opens a connection and sends one complete /hash request on it;
@@ -256,9 +264,9 @@ class HashUnderPressure(unittest.TestCase):
             # cancels one of each kind. Closing with RST makes the departure
             # immediate.
             socks = [self.send_hash("gone %d" % i) for i in range(3)]
-            # Long enough for the worker to read them, shorter than one
-            # bcrypt at cost 12: the first job is still running at the reset.
-            time.sleep(0.1)
+            # The worker has read them all (a job is running, queued or
+            # already refused) before the clients leave.
+            self.assertTrue(harness.wait_for(lambda: self.all_read(socks), 20))
             for s in socks:
                 s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
                 s.close()
@@ -271,10 +279,10 @@ class HashUnderPressure(unittest.TestCase):
         self.assert_clean_exit()
 
     def test_graceful_stop_answers_jobs_in_flight(self):
-        socks = []
-        for i in range(3):
-            socks.append(self.send_hash("in flight %d" % i))
-            time.sleep(0.05)  # let the pool thread take the first job
+        socks = [self.send_hash("in flight %d" % i) for i in range(3)]
+
+        # Before the stop, forkd has read every request.
+        self.assertTrue(harness.wait_for(lambda: self.all_read(socks), 20))
         self.server.send_signal(signal.SIGTERM)
         accepted = 0
         for i, s in enumerate(socks):

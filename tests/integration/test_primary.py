@@ -76,24 +76,9 @@ def health_pid(server, timeout=10):
     return body["pid"]
 
 
-def in_flight(server):
-    """Requests being served now by any worker, from GET /metrics (which
-    counts itself: one less than the sum)."""
-    try:
-        # A short timeout: the connection may land on a worker whose loop a
-        # test blocked on purpose; the next try hashes elsewhere.
-        status, _, body = server.request("GET", "/metrics", timeout=1)
-    except OSError:
-        return -1
-    assert status == 200, status
-    found = re.findall(r"^forkd_requests_in_flight\{[^}]*\} (\d+)$", body.decode(), re.M)
-    return sum(int(v) for v in found) - 1
-
-
 def wait_in_flight(server, n, timeout=20):
     """Waits until n requests (not counting /metrics) are in flight."""
-    if not wait_for(lambda: in_flight(server) >= n, timeout):
-        raise AssertionError("%d request(s) never became in flight" % n)
+    server.wait_in_flight(n, timeout)
 
 
 def state(pid):
