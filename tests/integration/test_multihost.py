@@ -93,19 +93,30 @@ class Host:
         return 1 if primary & worker else WORKERS
 
     def stop(self):
-        """Stops forkd; returns its stderr (checked for sanitizer reports)."""
+        """Stops forkd with TERM; returns what went wrong as text (empty when
+        nothing did): a stop that hung or ended with a status other than 0,
+        a worker that died by a signal, a sanitizer report on stderr."""
         if not self.proc:
-            return b""
+            return ""
+        problems = []
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
-                self.proc.wait(harness.STOP_WAIT)
+                self.proc.wait(30 + harness.STOP_WAIT)  # graceful_timeout + slack
             except subprocess.TimeoutExpired:
+                problems.append("the graceful stop hung; forkd was killed")
                 self.proc.kill()
                 self.proc.wait()
-        err = self.proc.stderr.read()
+        if self.proc.returncode != 0:
+            problems.append("forkd exited with %s" % self.proc.returncode)
+        err = harness.drain(self.proc.stderr)
         self.proc.stderr.close()
-        return err
+        self.proc = None
+        if harness.SANITIZER_REPORT.search(err):
+            problems.append("a sanitizer report:\n" + err.decode(errors="replace")[-20000:])
+        for m in harness.WORKER_SIGNALLED.finditer(self.log()):
+            problems.append("worker %s died by signal %s" % (m.group(1), m.group(3)))
+        return "\n".join(problems)
 
 
 class MultiHostTest(unittest.TestCase):
@@ -160,9 +171,8 @@ class MultiHostTest(unittest.TestCase):
             self.ip(ns, "link", "set", "eth0", "up")
 
     def stop_host(self, host):
-        err = host.stop()
-        report = harness.SANITIZER_REPORT.search(err or b"")
-        self.assertIsNone(report, err.decode(errors="replace")[-20000:])
+        problems = host.stop()
+        self.assertEqual(problems, "", host.log()[-5000:])
 
     def start_nginx(self):
         conf = os.path.join(self.dir, "nginx.conf")
@@ -211,19 +221,40 @@ http {
         if self.nginx:
             self.nginx.stderr.close()
 
+    def run_client(self, *args):
+        """Runs this file as the client inside the hub."""
+        return subprocess.run([IP, "netns", "exec", self.hub, sys.executable,
+                               os.path.abspath(__file__), "--client"] + [str(a) for a in args],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              timeout=120)
+
     def client(self, *args):
-        """Runs this file as the client inside the hub; its JSON answer."""
-        r = subprocess.run([IP, "netns", "exec", self.hub, sys.executable,
-                            os.path.abspath(__file__), "--client"] + [str(a) for a in args],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=120)
+        """The client's JSON answer; a failure of the client fails the test."""
+        r = self.run_client(*args)
         self.assertEqual(r.returncode, 0, r.stderr)
         return json.loads(r.stdout)
+
+    def try_client(self, *args):
+        """The client's JSON answer, or None when it failed (a server not
+        listening yet): what waiting for a server polls."""
+        r = self.run_client(*args)
+        return json.loads(r.stdout) if r.returncode == 0 else None
+
+    def wait_until_answered(self, what, *args, want):
+        """Polls the client with args until its answer satisfies want."""
+        last = []
+
+        def probe():
+            last[:] = [self.try_client(*args)]
+            return last[0] is not None and want(last[0])
+        self.assertTrue(wait_for(probe, timeout=30), "%s never answered: %r" % (what, last))
 
     def redis_cmd(self, *args):
         return self.client("redis", HUB, REDIS_PORT, *args)
 
     def test_orders_through_nginx_land_on_both_hosts(self):
-        self.assertTrue(wait_for(lambda: self.redis_cmd("PING") == "PONG", timeout=30))
+        self.wait_until_answered("redis", "redis", HUB, REDIS_PORT, "PING",
+                                 want=lambda v: v == "PONG")
         for h in self.hosts:
             h.start()
         for h in self.hosts:
@@ -231,8 +262,7 @@ http {
                                      timeout=30), h.log())
         self.start_nginx()
         url = "http://%s:%d" % (HUB, PORT)
-        self.assertTrue(wait_for(lambda: self.client("get", url + "/hello")[0] == 200,
-                                 timeout=30))
+        self.wait_until_answered("nginx", "get", url + "/hello", want=lambda v: v[0] == 200)
         # Each host is reached directly too, and its bus is up.
         for h in self.hosts:
             status, body = self.client("get", "http://%s:%d/health" % (h.addr, PORT))
