@@ -333,8 +333,11 @@ static void test_auto_follows_the_affinity_mask(void **state)
 	(void)state;
 
 	assert_int_equal(sched_getaffinity(0, sizeof all, &all), 0);
-	if (CPU_COUNT(&all) < 2)
-		skip(); /* one usable CPU: the mask and the machine agree */
+	if (CPU_COUNT(&all) < 2) {
+		/* one usable CPU: the mask and the machine agree */
+		print_message("skipped: needs two usable CPUs\n");
+		skip();
+	}
 	for (int i = 0; i < CPU_SETSIZE && cpu < 0; i++)
 		if (CPU_ISSET(i, &all))
 			cpu = i;

@@ -75,7 +75,7 @@ static void ring_or_skip(struct uring *u, unsigned room)
 	int rc = io_uring_queue_init(room, &probe, 0);
 
 	if (rc < 0) {
-		print_message("io_uring unavailable here (%s): skipped\n", strerror(-rc));
+		print_message("skipped: io_uring unavailable here (%s)\n", strerror(-rc));
 		skip();
 	}
 	io_uring_queue_exit(&probe);
