@@ -5,8 +5,8 @@ back.
 
 Each test starts its own redis-server on a free loopback port, in a temporary
 folder of its own, without persistence (--save "" --appendonly no), and stops
-it at the end. Without the redis-server binary (Debian package redis-server)
-these tests are skipped, and say why.
+it at the end. Without the redis-server binary (Debian package redis-server,
+in scripts/deps) the file fails at once and says which package is missing.
 """
 import json
 import os

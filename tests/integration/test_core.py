@@ -1,6 +1,8 @@
-"""The core of forkd against the real binary: every shipped route, keep-alive,
-pipelining, chunked request bodies, HEAD, 404/405, HTTP/1.0, Connection:
-close, malformed requests, 505 and 501, and the keep-alive request limit.
+"""The core of forkd against the real binary: the example app's routes (but
+POST /hash, /hash/verify and /metrics, which test_hash and test_metrics
+cover), keep-alive, pipelining, chunked request bodies, HEAD, 404/405,
+HTTP/1.0, Connection: close, malformed requests, 505 and 501, and the
+keep-alive request limit.
 
 Responses are read from raw sockets by the small reader below, so framing
 mistakes (a body after HEAD, a wrong Content-Length) show up as a broken next

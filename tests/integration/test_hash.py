@@ -1,7 +1,7 @@
 """POST /hash and POST /hash/verify against the real binary.
 
-Hashes are checked with an independent bcrypt implementation (Python's crypt
-module, and htpasswd when it is installed), bad input is checked status by
+Hashes are checked with independent bcrypt implementations (Python's crypt
+module, and htpasswd from apache2-utils, which scripts/deps installs), bad input is checked status by
 status, and the pool's behaviour under a client that leaves and under a flood
 is checked through what clients see: the worker keeps answering, overload
 turns into 503 with Retry-After, and every accepted job completes.
