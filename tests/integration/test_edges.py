@@ -8,12 +8,15 @@ The lingering limits are the design's own (LINGER_IDLE 2 s, LINGER_MAX 10 s
 in src/conn.c); the tests assert only lower bounds, which a slow machine
 cannot break, and wait for the close itself rather than for a time.
 
-X-Forwarded-Proto is not tested here: forkd reads it only through the app
-API (app_client_scheme), which no route of the example app calls, so no
-HTTP request can observe it.
+X-Forwarded-Proto reaches an app through the public API (request_scheme);
+test_module checks it over IPv4 with a module of its own, and the IPv6 case
+below builds the same module (it needs gcc, which scripts/deps installs).
 """
+import os
 import re
+import shutil
 import socket
+import tempfile
 import time
 import unittest
 
@@ -132,6 +135,22 @@ class IPv6Test(unittest.TestCase):
         s = self.start(proxy={"trusted": "127.0.0.1"})
         s.request("GET", "/hello", headers={"X-Forwarded-For": "2001:db8::7"})
         self.assertEqual(self.addrs(s, 1), ["::1"])
+
+    def test_forwarded_proto_and_for_from_a_trusted_ipv6_proxy(self):
+        """A module's /who route answers the scheme and client address the
+        app API gives: X-Forwarded-Proto and X-Forwarded-For count from the
+        trusted ::1, and not from a peer outside [proxy] trusted."""
+        import test_module
+        folder = tempfile.mkdtemp(prefix="forkd-edges-")
+        self.addCleanup(shutil.rmtree, folder, True)
+        so = test_module.build(test_module.HELLO_APP, os.path.join(folder, "who.so"))
+        fwd = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "2001:db8::9"}
+        s = self.start(app={"module": so}, proxy={"trusted": "::1"})
+        self.assertEqual(s.request("GET", "/who", headers=fwd)[::2],
+                         (200, b"https 2001:db8::9"))
+        self.assertEqual(s.request("GET", "/who")[::2], (200, b"http ::1"))
+        other = self.start(app={"module": so}, proxy={"trusted": "127.0.0.1"})
+        self.assertEqual(other.request("GET", "/who", headers=fwd)[::2], (200, b"http ::1"))
 
     def test_metrics_allow_ipv6(self):
         s = self.start(metrics={"allow": "::1"})

@@ -257,7 +257,7 @@ class TimeoutTest(harness.ServerCase):
         with a send_timeout (60 s) far beyond what this takes on any
         machine, so that the connection is still open when checked."""
         server = harness.Server({"http": {"send_timeout": "60"},
-                                 "debug": {"debug_routes": "on"}}).start()
+                                 "example": {"debug_routes": "on"}}).start()
         self.addCleanup(server.stop)
         worker = worker_pids(server)[0]
         base_rss = rss_kb(worker)

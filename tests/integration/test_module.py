@@ -18,8 +18,8 @@ import unittest
 import harness
 from harness import BIN, ROOT, Server, wait_for
 
-CC = shutil.which("cc") or shutil.which("gcc")
-WRK = shutil.which("wrk")
+CC = harness.need_tool("cc", "gcc")
+WRK = harness.need_tool("wrk", "wrk")
 INCLUDE = os.path.join(ROOT, "include")
 
 # A module whose GET /hello answers TEXT, with one key of its own in [greet].
@@ -110,8 +110,6 @@ def forkd_t(conf, *args):
 
 class ModuleCase(unittest.TestCase):
     def setUp(self):
-        if not CC:
-            self.fail("no C compiler: scripts/deps installs gcc")
         self.dir = tempfile.mkdtemp(prefix="forkd-module-")
         self.servers = []
 
@@ -294,7 +292,6 @@ class ReloadTest(ModuleCase):
                          % re.escape(s.conf))
         self.assertEqual(s.request("GET", "/hello")[::2], (200, b"oldold"))
 
-    @unittest.skipUnless(WRK, "wrk not found: scripts/deps installs it")
     def test_replaced_module_goes_live_with_no_failed_request(self):
         app = self.path("app.so")
         build(HELLO_APP, app, "version 1")

@@ -727,7 +727,7 @@ class StopTimeouts(PrimaryCase):
         SIGKILLs it and still exits 0. worker_timeout is far away, so the
         watchdog is not what kills it."""
         s = self.start({"server": {"graceful_timeout": "1", "worker_timeout": "300"},
-                        "debug": {"debug_routes": "on"}}, workers=2)
+                        "example": {"debug_routes": "on"}}, workers=2)
         s.expect_worker_signals(signal.SIGKILL)  # forkd's own, at the timeout
         wait_slots(s, 2)
         with s.connect(timeout=60) as busy:
