@@ -230,10 +230,10 @@ class Server:
         graceful_timeout (default 30 s), after which it kills what is left,
         plus STOP_WAIT for the machine to be slow. Waiting longer than this
         means the stop hung."""
-        try:
-            graceful = float(self.sections.get("server", {}).get("graceful_timeout", 30))
-        except ValueError:
-            graceful = 30.0
+        text = str(self.sections.get("server", {}).get("graceful_timeout", "30")).strip()
+        m = re.match(r"^([0-9.]+)\s*(us|ms|s|m|h)?$", text)
+        scale = {"us": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
+        graceful = float(m.group(1)) * scale[m.group(2) or "s"] if m else 3600.0
         return graceful + STOP_WAIT
 
     def stop(self, sig=signal.SIGTERM, timeout=None):
