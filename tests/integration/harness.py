@@ -89,6 +89,11 @@ class Server:
     defaults the tests need (loopback listen, logs in the temp folder).
     """
 
+    # Class-level defaults, so that a bare Server (made with __new__ and a
+    # port, as a light client handle) still connects and checks.
+    host = "127.0.0.1"
+    allowed_worker_signals = frozenset()
+
     def __init__(self, sections=None, workers=1, args=None, env=None, wrapper=None):
         # a command forkd runs under, such as ["prlimit", "--nofile=64:64", "--"]
         self.wrapper = list(wrapper or [])
@@ -187,7 +192,7 @@ class Server:
         """Declares that workers may die by sigs in this test (it kills them
         on purpose, or makes forkd's watchdog do it); any other signal a
         worker dies by fails the test when the server stops."""
-        self.allowed_worker_signals.update(int(s) for s in sigs)
+        self.allowed_worker_signals = set(self.allowed_worker_signals) | {int(s) for s in sigs}
 
     def worker_signal_deaths(self):
         """[(pid, slot, signal)] for every worker the log says died by a signal."""
