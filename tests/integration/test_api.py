@@ -11,7 +11,6 @@ redirect, -L following 301, 303 and 308.
 """
 import json
 import re
-import shutil
 import socket
 import subprocess
 import time
@@ -22,7 +21,7 @@ import signal
 import harness
 from harness import Server, wait_for
 
-CURL = shutil.which("curl")
+CURL = harness.need_tool("curl", "curl")
 TOKEN = {"Authorization": "Bearer letmein"}
 
 
@@ -279,7 +278,6 @@ class ApiTest(harness.ServerCase):
         self.assertNotIn(b"evil", data.lower())
 
 
-@harness.unittest.skipIf(CURL is None, "curl is not installed (scripts/deps installs it)")
 class ApiCurlTest(harness.ServerCase):
     SECTIONS = {"http": {"trailing_slash": "redirect"}}
 
@@ -341,10 +339,9 @@ class ApiCurlTest(harness.ServerCase):
         self.assertEqual(self.status_and_body(self.url("/nope/"))[0], 404)
 
 
-NM = shutil.which("nm")
+NM = harness.need_tool("nm", "binutils")
 
 
-@harness.unittest.skipIf(NM is None, "nm is not installed (binutils)")
 class ExportTest(harness.unittest.TestCase):
     """Every function include/forkd.h declares is exported by the forkd binary,
     where an app module looks it up: a function nothing inside forkd calls

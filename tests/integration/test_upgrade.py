@@ -23,7 +23,7 @@ import unittest
 import harness
 from harness import Server, children, wait_for
 
-WRK = shutil.which("wrk")
+WRK = harness.need_tool("wrk", "wrk")
 REAL_BIN = harness.BIN
 
 
@@ -173,7 +173,6 @@ class UpgradeCase(unittest.TestCase):
         self.assert_served_by(old, exe_id(old))
 
 
-@unittest.skipUnless(WRK, "wrk not found: install the Debian package wrk")
 class UnderLoad(UpgradeCase):
     def test_three_upgrades_under_wrk_fail_no_request(self):
         """wrk -c32 runs through an upgrade, one to a binary that exits at
