@@ -66,10 +66,30 @@ static bool is_ctl(unsigned char c)
 	return (c < 0x20 && c != '\t') || c == 0x7f;
 }
 
+/* One byte of the request line's version. llhttp 8.1 also takes "RTSP/1.0"
+ * and, after some methods, "ICE/1.0" there, and answers them as HTTP; RFC
+ * 9112 allows only HTTP-version = "HTTP/" DIGIT "." DIGIT, case-sensitive.
+ * A version of that form that forkd does not speak (2.0, 0.9) is llhttp's
+ * to answer with 505; anything else is malformed: 400. */
+static void version_byte(struct http_frame *f, unsigned char c)
+{
+	static const char form[] = "HTTP/0.0"; /* '0' stands for any digit */
+	unsigned k = f->version_len;
+
+	if (k >= sizeof form - 1)
+		f->version_bad = true;
+	else if (form[k] == '0' ? !(c >= '0' && c <= '9') : c != (unsigned char)form[k])
+		f->version_bad = true;
+	if (f->version_len < UINT8_MAX)
+		f->version_len++;
+}
+
 /* One byte of the request line (not CR or LF). */
 static int request_line_byte(struct http_frame *f, uint8_t *st, unsigned char c,
 			     const char **reason)
 {
+	if (f->spaces == 2 && c != ' ' && c != '\t')
+		version_byte(f, c);
 	if (c == '\t')
 		return refuse(reason, 400, "tab in the request line");
 	if (c == ' ') {
@@ -114,6 +134,8 @@ static int line_end(struct http_frame *f, uint8_t *st, const char **reason)
 	if (!(*st & LS_FIELDS)) {
 		if (f->spaces != 2)
 			return refuse(reason, 400, "malformed request line");
+		if (f->version_bad || f->version_len != sizeof "HTTP/1.1" - 1)
+			return refuse(reason, 400, "malformed HTTP version");
 		*st = LS_FIELDS;
 		return 1;
 	}
@@ -141,11 +163,12 @@ static void plain_init(void)
 	}
 }
 
-/* Which plain class applies in state st. */
-static uint8_t plain_class(uint8_t st)
+/* Which plain class applies in state st; the version is checked byte by
+ * byte, so it is never plain. */
+static uint8_t plain_class(const struct http_frame *f, uint8_t st)
 {
 	if (!(st & LS_FIELDS))
-		return PLAIN_LINE;
+		return f->spaces == 2 ? 0 : PLAIN_LINE;
 	if (!(st & LS_IN_LINE))
 		return 0; /* the first byte of a line decides obs-fold: the slow path */
 	return (st & LS_COLON) ? PLAIN_VALUE : PLAIN_NAME;
@@ -165,7 +188,7 @@ static int scan_lines(struct http_frame *f, uint8_t *state, const char *data, si
 		plain_init();
 	for (i = 0; i < len && rc == 0; i++) {
 		unsigned char c = (unsigned char)data[i];
-		uint8_t cls = (st & LS_CR) ? 0 : plain_class(st);
+		uint8_t cls = (st & LS_CR) ? 0 : plain_class(f, st);
 		if (plain[c] & cls) {
 			while (i + 1 < len && (plain[(unsigned char)data[i + 1]] & cls))
 				i++;

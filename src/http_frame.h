@@ -22,12 +22,15 @@ struct http_frame {
 	uint8_t lines;         /* line scanner state of the head */
 	uint8_t trailer_lines; /* line scanner state of the trailer section */
 	uint8_t spaces;        /* spaces in the request line */
+	uint8_t version_len;   /* bytes of the request line's version seen so far */
+	bool version_bad;      /* they are not "HTTP/" DIGIT "." DIGIT */
 	uint8_t digits;        /* hex digits of the current chunk size */
 	uint8_t chunk;         /* chunked body state */
 };
 
 /* Scans request-head bytes: CRLF line ends only, no control characters, a
- * request line of three parts split by single spaces, no whitespace before a
+ * request line of three parts split by single spaces whose third part is
+ * exactly "HTTP/" DIGIT "." DIGIT, no whitespace before a
  * colon, no obs-fold, and the request-line (414) and header-section (431)
  * limits. *used gets the bytes that belong to the head (it stops after the
  * empty line). Returns 0, or the status to refuse with and *reason. */
