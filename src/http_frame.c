@@ -70,26 +70,27 @@ static bool is_ctl(unsigned char c)
  * and, after some methods, "ICE/1.0" there, and answers them as HTTP; RFC
  * 9112 allows only HTTP-version = "HTTP/" DIGIT "." DIGIT, case-sensitive.
  * A version of that form that forkd does not speak (2.0, 0.9) is llhttp's
- * to answer with 505; anything else is malformed: 400. */
-static void version_byte(struct http_frame *f, unsigned char c)
+ * to answer with 505; anything else is malformed: 400. The byte that breaks
+ * the form is refused at once, before llhttp (fed the same bytes after this
+ * scan) calls the version unsupported instead. */
+static int version_byte(struct http_frame *f, unsigned char c, const char **reason)
 {
 	static const char form[] = "HTTP/0.0"; /* '0' stands for any digit */
 	unsigned k = f->version_len;
 
-	if (k >= sizeof form - 1)
-		f->version_bad = true;
-	else if (form[k] == '0' ? !(c >= '0' && c <= '9') : c != (unsigned char)form[k])
-		f->version_bad = true;
-	if (f->version_len < UINT8_MAX)
-		f->version_len++;
+	if (k >= sizeof form - 1 ||
+	    (form[k] == '0' ? !(c >= '0' && c <= '9') : c != (unsigned char)form[k]))
+		return refuse(reason, 400, "malformed HTTP version");
+	f->version_len++;
+	return 0;
 }
 
 /* One byte of the request line (not CR or LF). */
 static int request_line_byte(struct http_frame *f, uint8_t *st, unsigned char c,
 			     const char **reason)
 {
-	if (f->spaces == 2 && c != ' ' && c != '\t')
-		version_byte(f, c);
+	if (f->spaces == 2 && c != ' ' && c != '\t' && version_byte(f, c, reason))
+		return 400;
 	if (c == '\t')
 		return refuse(reason, 400, "tab in the request line");
 	if (c == ' ') {
@@ -134,8 +135,6 @@ static int line_end(struct http_frame *f, uint8_t *st, const char **reason)
 	if (!(*st & LS_FIELDS)) {
 		if (f->spaces != 2)
 			return refuse(reason, 400, "malformed request line");
-		if (f->version_bad || f->version_len != sizeof "HTTP/1.1" - 1)
-			return refuse(reason, 400, "malformed HTTP version");
 		*st = LS_FIELDS;
 		return 1;
 	}
@@ -198,6 +197,9 @@ static int scan_lines(struct http_frame *f, uint8_t *state, const char *data, si
 		}
 		if (st & LS_CR)
 			rc = c == '\n' ? line_end(f, &st, reason) : refuse(reason, 400, "bare CR");
+		else if (c == '\r' && !(st & LS_FIELDS) && f->spaces == 2 &&
+			 f->version_len != sizeof "HTTP/1.1" - 1)
+			rc = refuse(reason, 400, "malformed HTTP version");
 		else if (c == '\r')
 			st |= LS_CR;
 		else if (c == '\n')

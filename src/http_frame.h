@@ -23,7 +23,6 @@ struct http_frame {
 	uint8_t trailer_lines; /* line scanner state of the trailer section */
 	uint8_t spaces;        /* spaces in the request line */
 	uint8_t version_len;   /* bytes of the request line's version seen so far */
-	bool version_bad;      /* they are not "HTTP/" DIGIT "." DIGIT */
 	uint8_t digits;        /* hex digits of the current chunk size */
 	uint8_t chunk;         /* chunked body state */
 };
