@@ -21,6 +21,19 @@
  *    an unknown section is reported on its own line even when it is empty.
  * After the first error the reader reports end of file, so the one message
  * config_load returns is about the first problem in the file.
+ *
+ * Values are the reader's too: inih is handed each key line cut after its
+ * '=', and the handler takes the value the reader prepared for that line
+ * (ld->value). The rules, documented in docs/configuration.md:
+ *  - a line whose first non-blank character is '#' or ';' is a comment;
+ *  - in a value, '#' or ';' starts a comment when it begins the value or
+ *    follows a blank, so `url = http://x/#top` keeps its '#';
+ *  - a value in double quotes is taken as written up to the closing quote,
+ *    '#' and ';' included; only blanks and a comment may follow it; a value
+ *    cannot contain a double quote;
+ *  - ${VAR} is replaced by the environment variable VAR (an error when it is
+ *    unset), ${VAR:-default} by VAR, or default when VAR is unset or empty,
+ *    quoted or not; $${ writes ${ itself.
  */
 #include "config.h"
 
@@ -232,6 +245,8 @@ struct load {
 	int seen[NKEYS];    /* line each key was set on; 0 = not yet */
 	char *err;
 	size_t errlen;
+	char section[64];   /* the section the reader is in, for its messages */
+	char value[CONFIG_STR * 4]; /* the value of the key line returned last */
 };
 
 /* Writes a formatted reason into why (WHY bytes) and returns -EINVAL. */
@@ -1002,7 +1017,131 @@ static void check_section(struct load *ld, const char *s)
 		keep_entry(ld, s + 1, n, "", "");
 }
 
-/* inih's reader: the next line, counted, without leading blanks. */
+/* The section a [header] line opens, remembered for the reader's messages. */
+static void remember_section(struct load *ld, const char *s)
+{
+	const char *close = strchr(s, ']');
+
+	if (*s == '[' && close)
+		snprintf(ld->section, sizeof ld->section, "%.*s", (int)(close - s - 1), s + 1);
+}
+
+/* Appends n bytes of s to the value being built; -1 when it does not fit. */
+static int value_put(char *out, size_t *len, size_t cap, const char *s, size_t n)
+{
+	if (*len + n >= cap)
+		return -1;
+	memcpy(out + *len, s, n);
+	*len += n;
+	out[*len] = '\0';
+	return 0;
+}
+
+/* Expands ${VAR} and ${VAR:-default} in the n bytes at s into out (cap
+ * bytes); 0, or -1 with the reason in why. */
+static int expand(const char *s, size_t n, char *out, size_t cap, char *why)
+{
+	size_t len = 0;
+	const char *end = s + n;
+
+	out[0] = '\0';
+	while (s < end) {
+		if (s + 2 < end && !strncmp(s, "$${", 3)) {
+			if (value_put(out, &len, cap, "${", 2))
+				goto long_;
+			s += 3;
+			continue;
+		}
+		if (s + 1 < end && !strncmp(s, "${", 2)) {
+			const char *close = memchr(s, '}', (size_t)(end - s));
+			if (!close)
+				return say(why, "'${' without its closing '}'");
+			const char *name = s + 2, *dash = NULL;
+			for (const char *p = name; p < close; p++)
+				if (p + 1 < close && p[0] == ':' && p[1] == '-') {
+					dash = p;
+					break;
+				}
+			size_t nlen = (size_t)((dash ? dash : close) - name);
+			char var[128];
+			if (nlen == 0 || nlen >= sizeof var)
+				return say(why, "bad variable name in '${...}'");
+			memcpy(var, name, nlen);
+			var[nlen] = '\0';
+			for (size_t i = 0; i < nlen; i++)
+				if (!(isalnum((unsigned char)var[i]) || var[i] == '_') ||
+				    (i == 0 && isdigit((unsigned char)var[i])))
+					return say(why, "'%s' is not an environment variable name", var);
+			const char *v = getenv(var);
+			if (dash && (!v || !*v)) {
+				if (value_put(out, &len, cap, dash + 2, (size_t)(close - dash - 2)))
+					goto long_;
+			} else if (!v) {
+				return say(why, "environment variable %s is not set and ${%s} has no "
+					"default (write ${%s:-default})", var, var, var);
+			} else if (value_put(out, &len, cap, v, strlen(v))) {
+				goto long_;
+			}
+			s = close + 1;
+			continue;
+		}
+		if (value_put(out, &len, cap, s, 1))
+			goto long_;
+		s++;
+	}
+	return 0;
+long_:
+	return say(why, "too long once expanded");
+}
+
+/* The value of a key line: the text after its '=' (rest), comments cut,
+ * quotes removed, variables expanded, into ld->value; 0 or -1 (failed). */
+static int prepare_value(struct load *ld, const char *name, size_t name_len, const char *rest)
+{
+	char why[WHY], key[64];
+	const char *v = rest, *e;
+
+	while (name_len && (name[name_len - 1] == ' ' || name[name_len - 1] == '\t'))
+		name_len--;
+	snprintf(key, sizeof key, "%.*s", (int)(name_len < 63 ? name_len : 63), name);
+	while (*v == ' ' || *v == '\t')
+		v++;
+	if (*v == '"') {
+		const char *close = strchr(v + 1, '"');
+		if (!close) {
+			say(why, "missing closing '\"'");
+			goto bad;
+		}
+		const char *after = close + 1;
+		while (*after == ' ' || *after == '\t')
+			after++;
+		if (*after && *after != '#' && *after != ';' && *after != '\r' && *after != '\n') {
+			say(why, "text after the closing '\"'");
+			goto bad;
+		}
+		v++;
+		e = close;
+	} else {
+		e = v;
+		while (*e && *e != '\r' && *e != '\n' &&
+		       !((*e == '#' || *e == ';') && (e == v || e[-1] == ' ' || e[-1] == '\t')))
+			e++;
+		while (e > v && (e[-1] == ' ' || e[-1] == '\t'))
+			e--;
+	}
+	if (expand(v, (size_t)(e - v), ld->value, sizeof ld->value, why) == 0)
+		return 0;
+bad:
+	while (*rest == ' ' || *rest == '\t')
+		rest++;
+	int shown = (int)strcspn(rest, "\r\n");
+	fail(ld, ld->lineno, "[%s] %s = '%.*s%s': %s", ld->section, key,
+		shown > SHOW ? SHOW : shown, rest, shown > SHOW ? "..." : "", why);
+	return -1;
+}
+
+/* inih's reader: the next line, counted, without leading blanks; a key line
+ * is handed on cut after its '=' once its value is prepared. */
 static char *read_line(char *str, int num, void *stream)
 {
 	struct load *ld = stream;
@@ -1027,32 +1166,31 @@ static char *read_line(char *str, int num, void *stream)
 		len = 1;
 	}
 	check_section(ld, s);
+	remember_section(ld, s);
+	ld->value[0] = '\0';
+	size_t sep = strcspn(s, "=:");
+	if (*s != '#' && *s != ';' && *s != '[' && s[sep]) {
+		if (prepare_value(ld, s, sep, s + sep + 1))
+			s = "\n", len = 1;
+		else
+			len = sep + 1;
+	}
 	memcpy(str, s, len);
 	str[len] = '\0';
+	if (len && str[len - 1] != '\n' && len + 1 < (size_t)num)
+		str[len] = '\n', str[len + 1] = '\0';
 	return str;
-}
-
-/* Removes one pair of double quotes around v, so `pidfile = ""` is empty. */
-static const char *unquote(const char *v, char *buf, size_t len)
-{
-	size_t n = strlen(v);
-
-	if (n < 2 || n - 1 > len || v[0] != '"' || v[n - 1] != '"')
-		return v;
-	memcpy(buf, v + 1, n - 2);
-	buf[n - 2] = '\0';
-	return buf;
 }
 
 /* inih's handler: one key = value; nonzero to go on. */
 static int on_key(void *user, const char *section, const char *name, const char *value)
 {
 	struct load *ld = user;
-	char why[WHY], allowed[WHY], plain[CONFIG_STR * 2];
+	char why[WHY], allowed[WHY];
 
 	if (!*section) {
 		section_list(allowed, sizeof allowed);
-		fail_key(ld, section, name, value, "key outside any section", allowed);
+		fail_key(ld, section, name, ld->value, "key outside any section", allowed);
 		return 0;
 	}
 	if (!strcmp(section, HEADERS)) {
@@ -1067,7 +1205,7 @@ static int on_key(void *user, const char *section, const char *name, const char 
 	if (!k) {
 		snprintf(why, sizeof why, "unknown key in [%s]", section);
 		key_list(section, allowed, sizeof allowed);
-		fail_key(ld, section, name, value, why, allowed);
+		fail_key(ld, section, name, ld->value, why, allowed);
 		return 0;
 	}
 	size_t i = (size_t)(k - keys);
@@ -1075,13 +1213,14 @@ static int on_key(void *user, const char *section, const char *name, const char 
 		ld->cfg->nlisten = 0; /* the file's listen lines replace the default */
 	if (ld->seen[i] && k->type != T_LISTEN) {
 		snprintf(why, sizeof why, "duplicate key, first set on line %d", ld->seen[i]);
-		fail_key(ld, section, name, value, why, "each key once");
+		fail_key(ld, section, name, ld->value, why, "each key once");
 		return 0;
 	}
 	ld->seen[i] = ld->lineno;
-	if (set_value(ld->cfg, k, unquote(value, plain, sizeof plain), why)) {
+	(void)value; /* inih's copy: the reader prepared the real one */
+	if (set_value(ld->cfg, k, ld->value, why)) {
 		describe(k, allowed, sizeof allowed);
-		fail_key(ld, section, name, value, why, allowed);
+		fail_key(ld, section, name, ld->value, why, allowed);
 		return 0;
 	}
 	return 1;

@@ -48,6 +48,28 @@ static int open_file(const char *path)
 	return fd < 0 ? -errno : fd;
 }
 
+int log_check_path(const char *path)
+{
+	char dir[PATH_MAX];
+
+	if (!path || !*path || !strcmp(path, "stderr") || !strcmp(path, "stdout") ||
+	    !strcmp(path, "off"))
+		return 0;
+	int fd = open(path, O_WRONLY | O_APPEND | O_NOCTTY | O_CLOEXEC);
+	if (fd >= 0) {
+		close(fd);
+		return 0;
+	}
+	if (errno != ENOENT)
+		return -errno;
+	const char *slash = strrchr(path, '/');
+	if (!slash)
+		snprintf(dir, sizeof dir, ".");
+	else
+		snprintf(dir, sizeof dir, "%.*s", slash == path ? 1 : (int)(slash - path), path);
+	return access(dir, W_OK | X_OK) ? -errno : 0;
+}
+
 int log_open(const char *path, enum log_level level)
 {
 	int fd = STDERR_FILENO;

@@ -11,6 +11,11 @@ enum log_level { LOG_DEBUG = 0, LOG_INFO = 1, LOG_WARN = 2, LOG_ERROR = 3 };
 int log_open(const char *path, enum log_level level);
 /* Sets the slot shown in each line (-1 for the primary). */
 void log_set_slot(int slot);
+/* Whether forkd could write the log file path ("stderr", "stdout", "off"
+ * always can), found without creating or truncating it: an existing file is
+ * opened for appending and closed, a missing one needs a writable directory;
+ * 0 or -errno. */
+int log_check_path(const char *path);
 /* Reopens the error log file (after logrotate moved it); 0 or -errno. */
 int log_reopen(void);
 /* Closes the error log file. */

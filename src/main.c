@@ -208,8 +208,29 @@ static int check_app(const struct config *cfg, int dump)
 	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : EXIT_CONFIG;
 }
 
+/* forkd -t: the log files must be writable too, or the start would fail
+ * after the test passed. */
+static int check_logs(const struct config *cfg)
+{
+	const struct { const char *key, *path; } logs[] = {
+		{ "error_log", cfg->error_log }, { "access_log", cfg->access_log },
+	};
+
+	for (size_t i = 0; i < sizeof logs / sizeof logs[0]; i++) {
+		int rc = log_check_path(logs[i].path);
+		if (rc) {
+			fprintf(stderr, "forkd: [log] %s = '%s': cannot be opened for writing: %s\n",
+				logs[i].key, logs[i].path, strerror(-rc));
+			return EXIT_CONFIG;
+		}
+	}
+	return 0;
+}
+
 static int report_test(const struct config *cfg, const char *path, int dump)
 {
+	if (check_logs(cfg))
+		return EXIT_CONFIG;
 	if (dump) {
 		fflush(stdout);
 		config_dump(cfg, STDOUT_FILENO);
