@@ -93,7 +93,7 @@ struct key {
 
 static const char *const error_log_words[] = { "stderr", NULL };
 static const char *const access_log_words[] = { "stderr", "stdout", "off", NULL };
-static const char *const access_formats[] = { "combined", "common", NULL };
+static const char *const access_formats[] = { "combined", "common", "json", NULL };
 static const char *const slash_policies[] = { "strict", "redirect", NULL };
 
 static const struct key keys[] = {

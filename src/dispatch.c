@@ -40,6 +40,7 @@
 #include "config.h"
 #include "conn.h"
 #include "form.h"
+#include "forwarded.h"
 #include "log.h"
 #include "scoreboard.h"
 
@@ -255,6 +256,7 @@ static void run_route(struct app *app, struct request *req)
 		unrouted(app, req, st, &m);
 		return;
 	}
+	req->route = (int16_t)scoreboard_route(m.key, m.key_len); /* a registered pattern */
 	req->nparams = m.nparams;
 	for (size_t i = 0; i < m.nparams; i++) {
 		req->params[i].name = m.params[i].name;
@@ -309,10 +311,22 @@ static bool too_many_params(const struct app *app, const struct request *req)
 	return form_may_exceed(req->query_len, max) && form_count(req->query, req->query_len) > max;
 }
 
+/* The request id: a trusted proxy's X-Request-ID, else one made here. */
+static void assign_id(const struct app *app, struct request *req)
+{
+	size_t n = 0;
+	const char *v = forwarded_trusted(&app->trusted, req) ?
+			request_header(req, "x-request-id", &n) : NULL;
+
+	request_id_assign(req, v, n);
+}
+
 void app_handle(struct app *app, struct request *req)
 {
 	struct route_event ev = {req, &req->res, FORKD_DONE};
 
+	assign_id(app, req);
+	log_set_request(req->id); /* error lines written meanwhile name it */
 	scoreboard_request(req->method, req->path, req->path_len); /* for metrics and the watchdog */
 	/* process() hands an ended response on after this returns: no app_leave. */
 	req->in_app++;
@@ -326,6 +340,7 @@ void app_handle(struct app *app, struct request *req)
 			run_chain(app, req);
 	}
 	req->in_app--;
+	log_set_request(NULL);
 }
 
 int request_next(struct request *req)

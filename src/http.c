@@ -26,6 +26,10 @@
  * they never merge into the request's headers. */
 #include "http.h"
 
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
 #include <errno.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -547,6 +551,64 @@ void request_free(struct request *req)
 	response_free(&req->res);
 	req->headers = NULL;
 	req->headers_cap = 0;
+}
+
+/* A request id made here: 8 hex digits drawn once per process (each worker
+ * draws its own on its first request, after the fork) and a 12-digit hex
+ * counter, so ids never repeat within a worker and hardly across workers and
+ * restarts. No allocation and no system call per request. */
+static void id_generate(char out[HTTP_ID_MAX + 1], uint8_t *len)
+{
+	static const char hex[] = "0123456789abcdef";
+	static char prefix[9];
+	static uint64_t counter;
+
+	if (!prefix[0]) {
+		uint32_t r = 0;
+		if (getrandom(&r, sizeof r, GRND_NONBLOCK) != (ssize_t)sizeof r)
+			r = (uint32_t)getpid() * 2654435761u ^ (uint32_t)time(NULL);
+		for (int i = 0; i < 8; i++)
+			prefix[i] = hex[(r >> (28 - 4 * i)) & 15];
+	}
+	uint64_t n = ++counter;
+	memcpy(out, prefix, 8);
+	out[8] = '-';
+	for (int i = 0; i < 12; i++)
+		out[9 + i] = hex[(n >> (44 - 4 * i)) & 15];
+	out[21] = '\0';
+	*len = 21;
+}
+
+static bool id_valid(const char *s, size_t len)
+{
+	if (len == 0 || len > HTTP_ID_MAX)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if ((unsigned char)s[i] < 0x21 || (unsigned char)s[i] > 0x7e)
+			return false;
+	return true;
+}
+
+void request_id_assign(struct request *req, const char *given, size_t len)
+{
+	if (given && id_valid(given, len)) {
+		memcpy(req->id, given, len);
+		req->id[len] = '\0';
+		req->id_len = (uint8_t)len;
+		return;
+	}
+	id_generate(req->id, &req->id_len);
+}
+
+const char *request_id(const struct request *req)
+{
+	/* The id is part of the request's state, made on first use: a request
+	 * refused before it reached the app gets one when its answer is written. */
+	struct request *r = (struct request *)req;
+
+	if (!r->id_len)
+		id_generate(r->id, &r->id_len);
+	return r->id;
 }
 
 const char *request_header(const struct request *req, const char *name, size_t *len)

@@ -44,6 +44,8 @@ struct request_datum {
 	void *ptr;
 	request_free_fn free_fn;
 };
+/* Longest request id taken from a client (X-Request-ID). */
+#define HTTP_ID_MAX 128
 
 /* Called once the head is complete, before the body is read: returns 0 to go
  * on, or a status to refuse the request with (404 or 413 for Expect, ...). */
@@ -91,6 +93,9 @@ struct request {
 	size_t nparams;
 	struct { const char *name; size_t name_len; const char *value; size_t value_len; } params[8];
 
+	/* not cleared between requests: id_len (below) says what holds */
+	char id[HTTP_ID_MAX + 1];  /* the request id (X-Request-ID), NUL-terminated */
+
 	/* parse state */
 	struct buf arena;          /* target, header names and values, body */
 	struct http_header *headers;
@@ -114,6 +119,7 @@ struct request {
 	uint8_t mw_state;          /* running, held, ... (dispatch.c) */
 	uint8_t in_app;            /* app code of this request is on the stack */
 	uint8_t ndata;             /* entries of data[] in use */
+	uint8_t id_len;            /* length of id; 0 until one is assigned */
 };
 
 /* What http_feed found. */
@@ -139,6 +145,13 @@ void request_init(struct request *req);
 void request_reset(struct request *req);
 /* Releases the request's memory. */
 void request_free(struct request *req);
+/* The request's id, as X-Request-ID on its response and in its log lines;
+ * one is made up when none was assigned yet. Valid while the request is. */
+const char *request_id(const struct request *req);
+/* Assigns req's id: the given one (len bytes; from a trusted proxy's
+ * X-Request-ID) when it is 1..HTTP_ID_MAX visible ASCII bytes, else a new
+ * one unique to this process (a random prefix and a counter, in hex). */
+void request_id_assign(struct request *req, const char *given, size_t len);
 
 /* Frees every app data entry (their free_fn run); at the request's end. */
 void request_data_clear(struct request *req);

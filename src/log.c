@@ -11,10 +11,21 @@
  * system calls, so lines collect in a buffer written when it fills and once a
  * second. A worker killed with SIGKILL loses at most its last second of
  * access lines; a graceful stop flushes them.
+ *
+ * A log that cannot be written (a full disk) must not fill the error log in
+ * turn: a worker reports failed access-log writes at most once a minute, with
+ * the lines and bytes dropped since its last report, and once more when
+ * writing works again.
+ *
+ * Under systemd, stderr is often the journal (systemd then sets
+ * JOURNAL_STREAM to the stream's device and inode). Lines written there start
+ * with the level as a syslog priority, "<3>" for error, the sd-daemon
+ * convention, so that journalctl -p err finds them.
  */
 #include "log.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -22,6 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* Longest line written; longer messages are cut and end in "...". */
@@ -35,7 +47,25 @@ static struct {
 	char path[PATH_MAX];
 	enum log_level level;
 	int slot;
+	int journal;       /* stderr is the journal: prefix lines with <priority> */
 } lg = { .fd = STDERR_FILENO, .level = LOG_INFO, .slot = -1 };
+
+/* Syslog priorities of the levels: debug 7, info 6, warning 4, error 3. */
+static const char priorities[] = { '7', '6', '4', '3' };
+
+/* Whether stderr is the journal stream systemd named in JOURNAL_STREAM
+ * ("DEVICE:INODE"); a child that inherited the variable but writes elsewhere
+ * gets plain lines. */
+static int stderr_is_journal(void)
+{
+	const char *v = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+
+	if (!v || sscanf(v, "%llu:%llu", &dev, &ino) != 2 || fstat(STDERR_FILENO, &st))
+		return 0;
+	return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
+}
 
 static int is_stderr(const char *path)
 {
@@ -86,6 +116,7 @@ int log_open(const char *path, enum log_level level)
 	if (fd != STDERR_FILENO)
 		strcpy(lg.path, path);
 	lg.level = level;
+	lg.journal = fd == STDERR_FILENO && stderr_is_journal();
 	return 0;
 }
 
@@ -164,6 +195,14 @@ static void flatten(char *s, size_t n)
 			s[i] = ' ';
 }
 
+/* Per thread: a pool thread logging meanwhile is not about that request. */
+static __thread const char *request_ctx;
+
+void log_set_request(const char *id)
+{
+	request_ctx = id;
+}
+
 void log_write(enum log_level level, const char *fmt, ...)
 {
 	char line[LOG_LINE];
@@ -172,7 +211,13 @@ void log_write(enum log_level level, const char *fmt, ...)
 	if (level < lg.level)
 		return;
 	int saved = errno; /* callers often log and then look at errno */
-	size_t n = prefix(line, sizeof line, level);
+	size_t n = 0;
+	if (lg.journal) {
+		line[n++] = '<';
+		line[n++] = priorities[level];
+		line[n++] = '>';
+	}
+	n += prefix(line + n, sizeof line - n, level);
 	size_t room = sizeof line - n - 1; /* keep one byte for the newline */
 	va_start(ap, fmt);
 	int m = vsnprintf(line + n, room + 1, fmt, ap);
@@ -182,6 +227,10 @@ void log_write(enum log_level level, const char *fmt, ...)
 	if ((size_t)m > room) {
 		memcpy(line + n + room - 3, "...", 3);
 		m = (int)room;
+	}
+	if (request_ctx && (size_t)m < room) {
+		int k = snprintf(line + n + m, room - (size_t)m + 1, ", request_id: %s", request_ctx);
+		m += k < 0 ? 0 : (size_t)k > room - (size_t)m ? (int)(room - (size_t)m) : k;
 	}
 	flatten(line + n, (size_t)m);
 	n += (size_t)m;
@@ -201,7 +250,60 @@ static struct {
 	char path[PATH_MAX];
 	char *buf;
 	size_t len;
+	uint64_t dropped_lines, dropped_bytes; /* since the last report */
+	double last_report;                    /* monotonic seconds; 0: none yet */
+	int failing;                           /* the last write failed */
 } al = { .fd = -1 };
+
+/* Seconds between two reports of failed access-log writes. */
+#define DROP_REPORT_INTERVAL 60.0
+
+static double mono_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static uint64_t count_lines(const char *s, size_t n)
+{
+	uint64_t k = 0;
+
+	for (const char *p = s, *end = s + n; (p = memchr(p, '\n', (size_t)(end - p))); p++)
+		k++;
+	return k;
+}
+
+/* Counts a failed write of n bytes at s and reports it when the last report
+ * is a minute old. */
+static void access_dropped(const char *s, size_t n, int err)
+{
+	double now = mono_now();
+
+	al.dropped_lines += count_lines(s, n);
+	al.dropped_bytes += n;
+	al.failing = 1;
+	if (al.last_report && now - al.last_report < DROP_REPORT_INTERVAL)
+		return;
+	log_write(LOG_ERROR, "access log %s: %s; %llu lines (%llu bytes) dropped since the last "
+		  "report; the next report in %.0f s at the earliest",
+		  al.path[0] ? al.path : "stream", err ? strerror(err) : "short write",
+		  (unsigned long long)al.dropped_lines, (unsigned long long)al.dropped_bytes,
+		  DROP_REPORT_INTERVAL);
+	al.dropped_lines = al.dropped_bytes = 0;
+	al.last_report = now;
+}
+
+/* A write worked after failures: says what was lost since the last report. */
+static void access_recovered(void)
+{
+	al.failing = 0;
+	log_write(LOG_WARN, "access log %s: writing again; %llu lines (%llu bytes) dropped "
+		  "since the last report", al.path[0] ? al.path : "stream",
+		  (unsigned long long)al.dropped_lines, (unsigned long long)al.dropped_bytes);
+	al.dropped_lines = al.dropped_bytes = 0;
+}
 
 int access_open(const char *path)
 {
@@ -243,12 +345,13 @@ void access_flush(void)
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
-			log_write(LOG_ERROR, "access log: %s; %zu bytes dropped",
-				  n < 0 ? strerror(errno) : "short write", al.len - off);
+			access_dropped(al.buf + off, al.len - off, n < 0 ? errno : 0);
 			break;
 		}
 		off += (size_t)n;
 	}
+	if (off == al.len && al.len && al.failing)
+		access_recovered();
 	al.len = 0;
 }
 

@@ -24,6 +24,10 @@ void log_close(void);
 int log_level_parse(const char *s);
 /* The name log_level_parse accepts for level ("info"); "?" when out of range. */
 const char *log_level_name(int level);
+/* Names the request this thread works on (its id, or NULL for none): every
+ * error-log line written meanwhile ends in ", request_id: ID". The string
+ * must stay valid until the context is cleared. */
+void log_set_request(const char *id);
 /* Writes one line at the given level: "<time> [level] <pid>#<slot>: message". */
 void log_write(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

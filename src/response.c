@@ -158,7 +158,9 @@ static int put_head(struct response *res, struct buf *b, const char *ctype, enum
 	const char *date = response_date(ev_now(res->conn->env->loop));
 	size_t ctype_len = ctype ? strlen(ctype) : 0;
 	/* fixed text + status + reason + date + type + length + the route's headers */
-	size_t max = 160 + strlen(reason) + strlen(date) + ctype_len + res->headers.len;
+	const char *id = req ? request_id(req) : NULL;
+	size_t id_len = req ? req->id_len : 0;
+	size_t max = 160 + strlen(reason) + strlen(date) + ctype_len + res->headers.len + id_len;
 
 	if (buf_reserve(b, max))
 		return -ENOMEM;
@@ -186,6 +188,11 @@ static int put_head(struct response *res, struct buf *b, const char *ctype, enum
 		PUT_LIT(&c, "Connection: close\r\n");
 	else if (req && req->http_minor == 0)
 		PUT_LIT(&c, "Connection: keep-alive\r\n");
+	if (id) {
+		PUT_LIT(&c, "X-Request-ID: ");
+		put(&c, id, id_len);
+		PUT_LIT(&c, "\r\n");
+	}
 	if (res->headers.len)
 		put(&c, res->headers.data, res->headers.len);
 	PUT_LIT(&c, "\r\n");
