@@ -240,7 +240,8 @@ class CoreTest(Checks, harness.ServerCase):
         self.assertEqual(r.h["content-type"], "text/plain")
         self.assertEqual(r.h["content-length"], "12")
         # Exactly these headers: no Connection header on a kept-alive HTTP/1.1 answer.
-        self.assertEqual(sorted(r.h), ["content-length", "content-type", "date", "server"])
+        self.assertEqual(sorted(r.h),
+                         ["content-length", "content-type", "date", "server", "x-request-id"])
         self.assertTrue(r.head.startswith(b"HTTP/1.1 200 OK\r\n"))
 
     def test_hello_through_http_client(self):
@@ -252,7 +253,8 @@ class CoreTest(Checks, harness.ServerCase):
         r = exchange(self.server, request("GET", "/json"))
         self.assert_json(r, 200, JSON_HELLO)
         self.assertEqual(r.h["content-length"], str(len(JSON_HELLO)))
-        self.assertEqual(sorted(r.h), ["content-length", "content-type", "date", "server"])
+        self.assertEqual(sorted(r.h),
+                         ["content-length", "content-type", "date", "server", "x-request-id"])
 
     def test_health(self):
         r = exchange(self.server, request("GET", "/health"))
@@ -597,8 +599,9 @@ class CoreTest(Checks, harness.ServerCase):
                 self.assert_common(head)
                 self.assertEqual(head.status, get.status)
                 self.assertEqual(head.h["content-length"], str(len(get.body)))
-                self.assertEqual({k: v for k, v in head.headers if k != "date"},
-                                 {k: v for k, v in get.headers if k != "date"})
+                # Date and the request id differ between any two responses.
+                self.assertEqual({k: v for k, v in head.headers if k not in ("date", "x-request-id")},
+                                 {k: v for k, v in get.headers if k not in ("date", "x-request-id")})
 
     def test_head_on_a_post_only_route(self):
         r = exchange(self.server, request("HEAD", "/echo"), head=True)
