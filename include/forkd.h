@@ -314,8 +314,33 @@ enum forkd_log_level { FORKD_LOG_DEBUG = 0, FORKD_LOG_INFO, FORKD_LOG_WARN, FORK
 void app_log(enum forkd_log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+/* ---- metrics: the app's own, on /metrics beside forkd's ---- */
+
+/* Registered in each worker at init (every worker the same ones); shown
+ * summed over the workers; counters and histograms keep what exited workers
+ * counted. Each returns a handle >= 0, or -EINVAL (not a Prometheus name,
+ * forkd_ or process_ prefix, a counter not ending in _total), -EEXIST (the
+ * name is another kind), -ENOSPC (32 app metrics per server). The update
+ * functions ignore a negative handle and may run on any thread. */
+int metrics_counter(const char *name, const char *help);
+/* A gauge; each worker sets its own value and /metrics shows their sum. */
+int metrics_gauge(const char *name, const char *help);
+/* A histogram with n (1..13) increasing finite bucket bounds, plus +Inf. */
+int metrics_histogram(const char *name, const char *help, const double *bounds, size_t n);
+/* Adds v to a counter (v >= 0) or a gauge. */
+void metrics_add(int handle, double v);
+/* Sets this worker's value of a gauge. */
+void metrics_gauge_set(int handle, double v);
+/* Counts one observation v in a histogram. */
+void metrics_observe(int handle, double v);
+/* A message for a negative result of the registration functions. */
+const char *metrics_strerror(int rc);
+
 /* ---- requests ---- */
 
+/* The request id: a trusted proxy's X-Request-ID, else one forkd made; sent
+ * back as X-Request-ID and written in the access and error logs. */
+const char *request_id(const struct request *req);
 /* The method as a static upper-case name ("GET"). */
 const char *request_method(const struct request *req);
 /* The path as sent, still percent-encoded, without the query; *len gets its

@@ -227,14 +227,14 @@ static void app_finish(struct app *app, struct request *req)
 
 	emitter_emit(app->events, "finish", &ev);
 	scoreboard_request_done();
-	scoreboard_response(req->method_id, req->res.status, request_seconds(app, req));
+	scoreboard_response(req->method_id, req->route, req->res.status, request_seconds(app, req));
 	access_log_request(app, req, 0);
 }
 
 static void app_bad_request(struct app *app, struct request *req, int status)
 {
 	log_debug("bad request: %d %s", status, req->error_reason ? req->error_reason : "");
-	scoreboard_response(req->head_done ? req->method_id : -1, status,
+	scoreboard_response(req->head_done ? req->method_id : -1, SCOREBOARD_ROUTE_UNMATCHED, status,
 			    request_seconds(app, req));
 	access_log_request(app, req, status);
 }

@@ -41,6 +41,7 @@
 #include "forkd.h"
 #include "log.h"
 #include "response.h"
+#include "pidfile.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -75,6 +76,7 @@ enum type {
 	T_MODE,     /* int: file permissions, octal 0..0777 */
 	T_ADDRS,    /* char[]: comma-separated addresses or CIDR ranges */
 	T_HOSTPORT, /* char[]: "" or host:port, host may be a name */
+	T_PIDFILE,  /* char[]: a path, "" (none) or auto (pidfile_auto) */
 };
 
 struct key {
@@ -103,8 +105,9 @@ static const struct key keys[] = {
 		"worker processes; auto = one per CPU forkd may run on (its affinity mask)" },
 	{ "server", "backlog", T_INT, FIELD(backlog), 1, 65535, "511", NULL,
 		"accept queue length of each worker's listening socket" },
-	{ "server", "pidfile", T_STRING, FIELD(pidfile), 0, 0, "", NULL,
-		"file the primary writes its pid to; empty = none" },
+	{ "server", "pidfile", T_PIDFILE, FIELD(pidfile), 0, 0, "", NULL,
+		"file the primary writes its pid to; auto = /run/forkd/forkd.pid for root, else "
+		"$XDG_RUNTIME_DIR/forkd.pid or /tmp/forkd-UID.pid; empty = none" },
 	{ "server", "graceful_timeout", T_DURATION, FIELD(graceful_timeout), 0.1, 3600, "30", NULL,
 		"how long a graceful stop waits for in-flight requests before SIGKILL" },
 	{ "server", "worker_timeout", T_DURATION, FIELD(worker_timeout), 1, 3600, "30", NULL,
@@ -789,6 +792,14 @@ static int set_value(struct config *cfg, const struct key *k, const char *v, cha
 		return check_addrs(v, why) ? -EINVAL : set_string(f, k->size, v, why);
 	case T_HOSTPORT:
 		return check_hostport(v, why) ? -EINVAL : set_string(f, k->size, v, why);
+	case T_PIDFILE:
+		if (!strcmp(v, "auto")) {
+			char path[CONFIG_STR];
+			if (pidfile_auto(path, sizeof path))
+				return say(why, "the automatic path is too long");
+			return set_string(f, k->size, path, why);
+		}
+		return set_string(f, k->size, v, why);
 	}
 	return say(why, "unknown type");
 }
@@ -843,6 +854,10 @@ static void describe(const struct key *k, char *buf, size_t len)
 		return;
 	case T_HOSTPORT:
 		snprintf(buf, len, "empty (off), HOST:PORT or [IPV6]:PORT, PORT 1..65535");
+		return;
+	case T_PIDFILE:
+		snprintf(buf, len, "a path of at most %zu characters, auto, or empty (none)",
+			k->size - 1);
 		return;
 	}
 	buf[0] = '\0';

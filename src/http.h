@@ -120,6 +120,7 @@ struct request {
 	uint8_t in_app;            /* app code of this request is on the stack */
 	uint8_t ndata;             /* entries of data[] in use */
 	uint8_t id_len;            /* length of id; 0 until one is assigned */
+	int16_t route;             /* the matched route key's metrics entry; 0: none */
 };
 
 /* What http_feed found. */

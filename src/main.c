@@ -7,6 +7,8 @@
 #include "log.h"
 #include "primary.h"
 #include "worker.h"
+#include "proctitle.h"
+#include "status.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -38,7 +40,7 @@ static const char *const default_paths[] = {
 enum { EXIT_CONFIG = 1, EXIT_USAGE = 2 };
 
 /* Long options without a short form. */
-enum { OPT_LISTEN = 256, OPT_WORKERS, OPT_APP };
+enum { OPT_LISTEN = 256, OPT_WORKERS, OPT_APP, OPT_JSON };
 
 /* What the command line asked for. */
 struct cli {
@@ -48,13 +50,14 @@ struct cli {
 	int workers;         /* --workers, 0 = not given */
 	int test;            /* -t: check the configuration and exit */
 	int dump;            /* -T: check it and print the effective values */
-	const char *signal;  /* -s: stop, quit, reload, reopen or upgrade the running forkd */
+	const char *signal;  /* -s: stop, quit, reload, reopen or upgrade the running forkd, or status */
+	int json;            /* --json: -s status as JSON */
 };
 
 static void usage(FILE *out)
 {
 	fprintf(out,
-		"usage: forkd [-c FILE] [-t | -T] [-s stop|quit|reload|reopen|upgrade]\n"
+		"usage: forkd [-c FILE] [-t | -T] [-s stop|quit|reload|reopen|upgrade|status [--json]]\n"
 		"             [--listen ADDRESS] [--workers N] [--app MODULE] [-v] [-h]\n"
 		"  -c, --config FILE    configuration file (default: conf/forkd.conf if it\n"
 		"                       exists, else /etc/forkd/forkd.conf, else built-in defaults)\n"
@@ -62,7 +65,9 @@ static void usage(FILE *out)
 		"  -T, --dump           check the configuration, print every effective value, exit\n"
 		"  -s, --signal ACTION  signal the forkd whose pid is in [server] pidfile: stop\n"
 		"                       (graceful), quit (fast), reload (config), reopen (logs),\n"
-		"                       upgrade (start the binary at forkd's path anew)\n"
+		"                       upgrade (start the binary at forkd's path anew); status\n"
+		"                       prints every worker's state and counters\n"
+		"      --json           with -s status: print it as one JSON object\n"
 		"      --listen ADDR    listen on ADDR (HOST:PORT, PORT or unix:/PATH) instead\n"
 		"                       of every [server] listen line\n"
 		"      --workers N      run N workers (1..256) instead of [server] workers\n"
@@ -98,6 +103,7 @@ static int parse_args(int argc, char **argv, struct cli *cli)
 		{ "listen", required_argument, NULL, OPT_LISTEN },
 		{ "workers", required_argument, NULL, OPT_WORKERS },
 		{ "app", required_argument, NULL, OPT_APP },
+		{ "json", no_argument, NULL, OPT_JSON },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
@@ -112,6 +118,7 @@ static int parse_args(int argc, char **argv, struct cli *cli)
 		case 'h': usage(stdout); return 0;
 		case OPT_LISTEN: cli->listen = optarg; break;
 		case OPT_APP: cli->app = optarg; break;
+		case OPT_JSON: cli->json = 1; break;
 		case OPT_WORKERS:
 			if (!(cli->workers = parse_workers(optarg)))
 				return EXIT_USAGE;
@@ -251,10 +258,13 @@ int forkd_main(int argc, char **argv, int (*init)(struct app *app))
 	int rc = parse_args(argc, argv, &cli);
 	if (rc >= 0)
 		return rc;
+	proctitle_init(argc, argv); /* argv is parsed: its memory may carry titles now */
 	const char *path = config_path(&cli);
 	rc = configure(&cfg, path, &cli);
 	if (rc)
 		return rc;
+	if (cli.signal && !strcmp(cli.signal, "status"))
+		return status_print(&cfg, cli.json, stdout);
 	if (cli.signal)
 		return primary_signal(&cfg, cli.signal);
 	worker_set_app(init);

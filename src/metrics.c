@@ -9,6 +9,7 @@
 #include "metrics.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -180,6 +181,271 @@ static void render_primary(struct buf *b, const struct scoreboard *sb, int n)
 	buf_printf(b, "forkd_uptime_seconds %.3f\n", now - started);
 }
 
+/* A label value with \\, \" and newlines escaped (text exposition rules). */
+static void label_value(struct buf *b, const char *s)
+{
+	for (; *s; s++) {
+		if (*s == '\\' || *s == '"')
+			buf_printf(b, "\\%c", *s);
+		else if (*s == '\n')
+			buf_printf(b, "\\n");
+		else
+			buf_printf(b, "%c", *s);
+	}
+}
+
+/* The label text of route entry r. */
+static void route_label(struct buf *b, const struct scoreboard *sb, int r)
+{
+	if (r == SCOREBOARD_ROUTE_UNMATCHED)
+		buf_printf(b, "unmatched");
+	else if (r == SCOREBOARD_ROUTE_OVERFLOW)
+		buf_printf(b, "overflow");
+	else
+		label_value(b, sb->routes[r].key);
+}
+
+/* Whether route entry r names anything: the fixed two always do. */
+static int route_used(const struct scoreboard *sb, int r)
+{
+	return r <= SCOREBOARD_ROUTE_OVERFLOW ||
+	       __atomic_load_n(&sb->routes[r].state, __ATOMIC_ACQUIRE) == 2;
+}
+
+/* Requests by route key and exact status code, and durations by route key,
+ * summed over the slots (per-slot series would multiply the series by the
+ * worker count for no operational gain). */
+static void render_routes(struct buf *b, const struct scoreboard *sb, int n,
+			  const struct scoreboard_counters *tot)
+{
+	static struct scoreboard_counters sum;
+
+	memset(&sum, 0, sizeof sum);
+	for (int s = 0; s < n; s++) {
+		uint64_t *t = (uint64_t *)&sum;
+		const uint64_t *f = (const uint64_t *)&tot[s];
+		for (size_t k = 0; k < sizeof sum / sizeof(uint64_t); k++)
+			t[k] += f[k];
+	}
+	help(b, "forkd_http_requests_total", "counter",
+	     "Responses completed, by route key (the registered pattern; unmatched: no route) "
+	     "and exact status code.");
+	for (int r = 0; r < SCOREBOARD_ROUTES; r++) {
+		if (!route_used(sb, r))
+			continue;
+		for (int c = 0; c < SCOREBOARD_CODES; c++) {
+			uint64_t v = sum.by_route[r][c];
+			if (!v)
+				continue;
+			unsigned code = __atomic_load_n(&sb->codes[c], __ATOMIC_RELAXED);
+			buf_printf(b, "forkd_http_requests_total{route=\"");
+			route_label(b, sb, r);
+			if (c == 0 || !code)
+				buf_printf(b, "\",code=\"other\"} %llu\n", (unsigned long long)v);
+			else
+				buf_printf(b, "\",code=\"%u\"} %llu\n", code, (unsigned long long)v);
+		}
+	}
+	help(b, "forkd_http_request_duration_seconds", "histogram",
+	     "Time from a request's first byte to the end of its response, by route key.");
+	for (int r = 0; r < SCOREBOARD_ROUTES; r++) {
+		uint64_t cum = 0;
+		if (!route_used(sb, r))
+			continue;
+		for (int k = 0; k < SCOREBOARD_BUCKETS; k++)
+			cum += sum.route_duration[r][k];
+		if (!cum)
+			continue;
+		cum = 0;
+		for (int k = 0; k < SCOREBOARD_BUCKETS; k++) {
+			cum += sum.route_duration[r][k];
+			buf_printf(b, "forkd_http_request_duration_seconds_bucket{route=\"");
+			route_label(b, sb, r);
+			if (k < SCOREBOARD_BUCKETS - 1)
+				buf_printf(b, "\",le=\"%g\"} %llu\n", scoreboard_bucket_bounds[k],
+					   (unsigned long long)cum);
+			else
+				buf_printf(b, "\",le=\"+Inf\"} %llu\n", (unsigned long long)cum);
+		}
+		buf_printf(b, "forkd_http_request_duration_seconds_sum{route=\"");
+		route_label(b, sb, r);
+		buf_printf(b, "\"} %.6f\nforkd_http_request_duration_seconds_count{route=\"",
+			   (double)sum.route_duration_us[r] / 1e6);
+		route_label(b, sb, r);
+		buf_printf(b, "\"} %llu\n", (unsigned long long)cum);
+	}
+}
+
+/* process_* for the primary and each live worker, labelled by slot and pid
+ * (a restarted worker is a new process: a new series). */
+static void render_process(struct buf *b, const struct scoreboard *sb)
+{
+	static const struct {
+		const char *name, *type, *help;
+	} fams[] = {
+		{"process_cpu_seconds_total", "counter", "User and system CPU time spent, seconds."},
+		{"process_resident_memory_bytes", "gauge", "Resident memory size in bytes."},
+		{"process_open_fds", "gauge", "Open file descriptors."},
+		{"process_start_time_seconds", "gauge", "Start time of the process, Unix seconds."},
+	};
+
+	for (size_t f = 0; f < sizeof fams / sizeof fams[0]; f++) {
+		help(b, fams[f].name, fams[f].type, fams[f].help);
+		double v[4] = {
+			(double)__atomic_load_n(&sb->primary_cpu_us, __ATOMIC_RELAXED) / 1e6,
+			(double)__atomic_load_n(&sb->primary_rss_bytes, __ATOMIC_RELAXED),
+			(double)__atomic_load_n(&sb->primary_fds, __ATOMIC_RELAXED),
+			(double)sb->primary_started_ms / 1e3,
+		};
+		buf_printf(b, "%s{slot=\"primary\",pid=\"%d\"} %.15g\n", fams[f].name,
+			   (int)sb->primary_pid, v[f]);
+		for (int i = 0; i < SCOREBOARD_PROCS; i++) {
+			const struct scoreboard_proc *p = &sb->procs[i];
+			int pid = __atomic_load_n(&p->pid, __ATOMIC_RELAXED);
+			if (!pid || !__atomic_load_n(&p->heartbeat_ms, __ATOMIC_RELAXED))
+				continue;
+			double w[4] = {
+				(double)__atomic_load_n(&p->cpu_us, __ATOMIC_RELAXED) / 1e6,
+				(double)__atomic_load_n(&p->rss_bytes, __ATOMIC_RELAXED),
+				(double)__atomic_load_n(&p->open_fds, __ATOMIC_RELAXED),
+				(double)__atomic_load_n(&p->started_ms, __ATOMIC_RELAXED) / 1e3,
+			};
+			buf_printf(b, "%s{slot=\"%d\",pid=\"%d\"} %.15g\n", fams[f].name,
+				   __atomic_load_n(&p->slot, __ATOMIC_RELAXED), pid, w[f]);
+		}
+	}
+}
+
+/* The app-defined metrics, each summed over every worker. */
+static void render_app(struct buf *b)
+{
+	static const char *const types[] = {"", "counter", "gauge", "histogram"};
+	double v[SCOREBOARD_APP_VALUES];
+
+	for (int m = 0; m < SCOREBOARD_APP_METRICS; m++) {
+		const struct scoreboard_metric_def *d = scoreboard_metric_def(m);
+		if (!d)
+			continue;
+		help(b, d->name, types[d->type], d->help[0] ? d->help : "App-defined metric.");
+		scoreboard_metric_totals(m, v);
+		if (d->type != SB_HISTOGRAM) {
+			buf_printf(b, "%s %.17g\n", d->name, v[0]);
+			continue;
+		}
+		double cum = 0;
+		unsigned n = d->nbuckets;
+		for (unsigned k = 0; k <= n; k++) {
+			cum += v[k];
+			if (k < n)
+				buf_printf(b, "%s_bucket{le=\"%.15g\"} %.17g\n", d->name, d->bounds[k], cum);
+			else
+				buf_printf(b, "%s_bucket{le=\"+Inf\"} %.17g\n", d->name, cum);
+		}
+		buf_printf(b, "%s_sum %.17g\n%s_count %.17g\n", d->name, v[n + 1], d->name, v[n + 2]);
+	}
+}
+
+/* ---- the app's API ---- */
+
+static int ends_with(const char *s, const char *tail)
+{
+	size_t n = strlen(s), t = strlen(tail);
+
+	return n >= t && !strcmp(s + n - t, tail);
+}
+
+/* A Prometheus metric name an app may use for type. */
+static int name_ok(const char *name, enum scoreboard_metric_type type)
+{
+	if (!name || !*name || !strncmp(name, "forkd_", 6) || !strncmp(name, "process_", 8))
+		return 0;
+	for (const char *p = name; *p; p++) {
+		int alpha = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || *p == '_' ||
+			    *p == ':';
+		if (!alpha && !(p > name && *p >= '0' && *p <= '9'))
+			return 0;
+	}
+	if (type == SB_COUNTER)
+		return ends_with(name, "_total") && strcmp(name, "_total");
+	for (const char *const *t = (const char *const[]){"_total", "_bucket", "_sum", "_count",
+							   NULL}; *t; t++)
+		if (ends_with(name, *t))
+			return 0;
+	return 1;
+}
+
+int metrics_counter(const char *name, const char *help_text)
+{
+	if (!name_ok(name, SB_COUNTER))
+		return -EINVAL;
+	return scoreboard_metric_define(SB_COUNTER, name, help_text, NULL, 0);
+}
+
+int metrics_gauge(const char *name, const char *help_text)
+{
+	if (!name_ok(name, SB_GAUGE))
+		return -EINVAL;
+	return scoreboard_metric_define(SB_GAUGE, name, help_text, NULL, 0);
+}
+
+int metrics_histogram(const char *name, const char *help_text, const double *bounds, size_t n)
+{
+	if (!name_ok(name, SB_HISTOGRAM) || !bounds || n < 1 || n > SCOREBOARD_APP_BUCKETS)
+		return -EINVAL;
+	for (size_t k = 0; k < n; k++)
+		if (!isfinite(bounds[k]) || (k && bounds[k] <= bounds[k - 1]))
+			return -EINVAL;
+	return scoreboard_metric_define(SB_HISTOGRAM, name, help_text, bounds, n);
+}
+
+void metrics_add(int handle, double v)
+{
+	const struct scoreboard_metric_def *d = scoreboard_metric_def(handle);
+
+	if (d && d->type != SB_HISTOGRAM && (d->type == SB_GAUGE || v >= 0))
+		scoreboard_metric_add(handle, 0, v);
+}
+
+void metrics_gauge_set(int handle, double v)
+{
+	const struct scoreboard_metric_def *d = scoreboard_metric_def(handle);
+
+	if (d && d->type == SB_GAUGE)
+		scoreboard_metric_set(handle, 0, v);
+}
+
+void metrics_observe(int handle, double v)
+{
+	const struct scoreboard_metric_def *d = scoreboard_metric_def(handle);
+	unsigned k = 0;
+
+	if (!d || d->type != SB_HISTOGRAM || isnan(v))
+		return;
+	while (k < d->nbuckets && v > d->bounds[k])
+		k++;
+	scoreboard_metric_add(handle, (int)k, 1);
+	scoreboard_metric_add(handle, (int)d->nbuckets + 1, v);
+	scoreboard_metric_add(handle, (int)d->nbuckets + 2, 1);
+}
+
+const char *metrics_strerror(int rc)
+{
+	switch (rc) {
+	case -EINVAL:
+		return "not a valid metric (names match [a-zA-Z_:][a-zA-Z0-9_:]*, do not start "
+		       "with forkd_ or process_, counters end in _total, other kinds do not end in "
+		       "_total, _bucket, _sum or _count; 1..13 increasing finite bucket bounds)";
+	case -EEXIST:
+		return "the name is already a metric of another kind or with other buckets";
+	case -ENOSPC:
+		return "every app metric slot is taken (32 per server)";
+	case -ENODATA:
+		return "no scoreboard: app metrics need a primary process";
+	default:
+		return strerror(-rc);
+	}
+}
+
 int metrics_render(struct buf *b)
 {
 	const struct scoreboard *sb = scoreboard_get();
@@ -193,7 +459,10 @@ int metrics_render(struct buf *b)
 	for (int s = 0; s < n; s++)
 		scoreboard_slot_totals(s, &tot[s]);
 	render_counters(b, n, tot);
+	render_routes(b, sb, n, tot);
 	render_gauges(b, sb, n);
 	render_primary(b, sb, n);
+	render_process(b, sb);
+	render_app(b);
 	return 0;
 }

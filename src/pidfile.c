@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 int pidfile_write(const char *path)
@@ -85,5 +86,23 @@ pid_t pidfile_running(const char *path)
 	snprintf(num, sizeof num, "%ld", (long)pid);
 	comm_of(num, theirs, sizeof theirs);
 	comm_of("self", ours, sizeof ours);
-	return theirs[0] && !strcmp(theirs, ours) ? pid : 0;
+	/* A running primary renamed itself "forkd primary" (proctitle.c). */
+	size_t n = strlen(ours);
+	return n && !strncmp(theirs, ours, n) && (theirs[n] == '\0' || theirs[n] == ' ') ? pid : 0;
+}
+
+int pidfile_auto(char *out, size_t len)
+{
+	const char *xdg = getenv("XDG_RUNTIME_DIR");
+	int n;
+
+	if (geteuid() == 0)
+		mkdir("/run/forkd", 0755); /* EEXIST is fine; anything else shows at the write */
+	if (geteuid() == 0 || access("/run/forkd", W_OK) == 0)
+		n = snprintf(out, len, "/run/forkd/forkd.pid");
+	else if (xdg && xdg[0] == '/')
+		n = snprintf(out, len, "%s/forkd.pid", xdg);
+	else
+		n = snprintf(out, len, "/tmp/forkd-%u.pid", (unsigned)geteuid());
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }

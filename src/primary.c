@@ -84,6 +84,7 @@
 #include "pidfile.h"
 #include "primary_int.h"
 #include "ratelimit.h"
+#include "proctitle.h"
 #include "scoreboard.h"
 
 struct primary primary;
@@ -275,6 +276,7 @@ static void run(void)
 		primary_upgrade_poll();
 		primary_reap();
 		primary_watchdog();
+		scoreboard_primary_sample(); /* process_* metrics of the primary */
 		primary_converge();
 		stop_deadline();
 		if (primary.stop && !primary_nprocs())
@@ -306,9 +308,15 @@ static int start(struct config *cfg)
 		log_error("forkd already runs with pid %d (pidfile %s)", (int)other, cfg->pidfile);
 		return -1;
 	}
-	int rc = scoreboard_open();
+	char sbpath[CONFIG_STR + 16] = "";
+	if (cfg->pidfile[0] && scoreboard_path(cfg->pidfile, sbpath, sizeof sbpath)) {
+		log_error("pidfile %s: path too long", cfg->pidfile);
+		return -1;
+	}
+	int rc = scoreboard_open(sbpath); /* a file beside the pid file, for forkd -s status */
 	if (rc) {
-		log_error("cannot map the scoreboard: %s", strerror(-rc));
+		log_error("cannot map the scoreboard %s: %s", sbpath[0] ? sbpath : "(anonymous)",
+			  strerror(-rc));
 		return -1;
 	}
 	/* Mapped before any fork, so all workers count clients in one table
@@ -332,6 +340,7 @@ static int start(struct config *cfg)
 		return -1;
 	}
 	primary_own_logs(primary.target);
+	proctitle_set("forkd: primary");
 	scoreboard_set_workers((unsigned)primary.target->nslots);
 	if ((rc = install_signals())) {
 		log_error("cannot install the signal handlers: %s", strerror(-rc));

@@ -20,6 +20,7 @@
 
 #include "log.h"
 #include "primary_int.h"
+#include "proctitle.h"
 #include "worker.h"
 
 static struct proc *proc_by_pid(pid_t pid)
@@ -57,6 +58,7 @@ void primary_proc_stop(struct proc *p, int sig)
 	if (!p->stopping)
 		p->kill_at = primary_now() + primary.target->cfg.graceful_timeout + STOP_MARGIN;
 	p->stopping = true;
+	scoreboard_proc_state(proc_index(p), SB_STOPPING);
 	primary_proc_signal(p, sig);
 }
 
@@ -125,6 +127,7 @@ static _Noreturn void child_run(int i, int slot, int chan, int own_chan)
 	child_signals();
 	child_close(args.listen_fds, args.nlisten, own_chan);
 	scoreboard_attach(i);
+	proctitle_set("forkd: worker %d (gen %u)", slot, g->id);
 	int rc = privs_drop(&g->privs);
 	if (rc) {
 		log_error("cannot switch to user %s: %s", g->privs.user, strerror(-rc));
@@ -190,6 +193,7 @@ fail:
 static void on_ready(struct proc *p)
 {
 	p->ready = true;
+	scoreboard_proc_state(proc_index(p), SB_READY);
 	log_info("worker %d (slot %d) ready", (int)p->pid, p->slot);
 }
 
@@ -199,6 +203,7 @@ static void on_stopping(struct proc *p)
 		return; /* we asked it to */
 	log_info("worker %d (slot %d) is stopping on its own; replacing it", (int)p->pid, p->slot);
 	p->stopping = true;
+	scoreboard_proc_state(proc_index(p), SB_STOPPING);
 	p->kill_at = primary_now() + primary.target->cfg.graceful_timeout + STOP_MARGIN;
 }
 

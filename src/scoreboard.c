@@ -22,15 +22,46 @@
  *
  * Counters of a slot therefore only grow for as long as the primary lives,
  * across worker restarts and reloads, which is what a Prometheus counter
- * needs. */
+ * needs.
+ *
+ * Three tables are shared by every worker and written by whichever worker
+ * meets an entry first: the route keys, the status codes and the app
+ * metrics' definitions. An entry is claimed with a compare-and-swap of its
+ * state (0 free, 1 being written, 2 ready) or, for codes, of the code
+ * itself; a worker that loses the race waits the few stores until the
+ * winner marks it ready. Entries are never freed while the primary lives, so
+ * an index means the same key in every worker, across restarts and reloads
+ * with new app code, and the tables' fixed sizes bound the number of series
+ * /metrics can show: 10,000 raw paths are still one route key.
+ *
+ * App metric values are doubles kept as their bit patterns in uint64_t
+ * words; a pool thread may add to one while the loop thread does, so adds
+ * are compare-and-swap loops. When a worker exits, its counters' and
+ * histograms' values are folded into the slot like the built-in counters;
+ * its gauges die with it.
+ *
+ * Why a file. `forkd -s status` runs as another process, so the memory must
+ * be reachable by name: with [server] pidfile set, the primary creates it as
+ * a file beside the pid file ("forkd.pid" -> "forkd.scoreboard"), maps it
+ * MAP_SHARED before forking, and removes it at exit; the status command maps
+ * it read-only. A pid file belongs on a memory file system (/run, or
+ * $XDG_RUNTIME_DIR), so the file costs no disk writes. Asking the primary
+ * over a socket instead would need an event loop the primary does not have
+ * (it sleeps in sigsuspend), and memfd would have no name another process
+ * could open. Without a pid file the mapping stays anonymous. */
 #include "scoreboard.h"
 
 #include <llhttp.h>
 
+#include <dirent.h>
 #include <errno.h>
+#include <stdbool.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -38,6 +69,7 @@
 
 static struct scoreboard *sb;
 static struct scoreboard_proc *self;
+static char sb_path[4096]; /* the file behind sb, "" when anonymous */
 
 /* Relaxed atomic accessors: one writer, any number of readers. */
 static inline void put64(uint64_t *p, uint64_t v)
@@ -97,15 +129,47 @@ uint64_t scoreboard_mono_ms(void)
 	return clock_ms(CLOCK_MONOTONIC);
 }
 
-int scoreboard_open(void)
+/* Creates path anew at the scoreboard's size and maps it shared; MAP_FAILED
+ * with errno set when it cannot. */
+static void *map_new_file(const char *path)
 {
-	void *p = mmap(NULL, sizeof *sb, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (strlen(path) >= sizeof sb_path) {
+		errno = ENAMETOOLONG;
+		return MAP_FAILED;
+	}
+	unlink(path); /* a stale one of a killed primary; never share a live one's */
+	int fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0640);
+	if (fd < 0)
+		return MAP_FAILED;
+	void *p = MAP_FAILED;
+	if (ftruncate(fd, (off_t)sizeof *sb) == 0)
+		p = mmap(NULL, sizeof *sb, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	int e = errno;
+	close(fd);
+	if (p == MAP_FAILED)
+		unlink(path);
+	else
+		strcpy(sb_path, path);
+	errno = e;
+	return p;
+}
 
+int scoreboard_open(const char *path)
+{
+	void *p;
+
+	sb_path[0] = '\0';
+	if (path && *path)
+		p = map_new_file(path);
+	else
+		p = mmap(NULL, sizeof *sb, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	if (p == MAP_FAILED)
 		return -errno;
 	sb = p;
+	sb->size = (uint32_t)sizeof *sb;
 	sb->primary_pid = getpid();
 	sb->primary_started_ms = scoreboard_now_ms();
+	__atomic_store_n(&sb->magic, SCOREBOARD_MAGIC, __ATOMIC_RELEASE);
 	return 0;
 }
 
@@ -113,8 +177,100 @@ void scoreboard_close(void)
 {
 	if (sb)
 		munmap(sb, sizeof *sb);
+	if (sb_path[0])
+		unlink(sb_path);
+	sb_path[0] = '\0';
 	sb = NULL;
 	self = NULL;
+}
+
+int scoreboard_map_file(const char *path, const struct scoreboard **out)
+{
+	struct stat st;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	if (fstat(fd, &st) || (size_t)st.st_size != sizeof **out) {
+		close(fd);
+		return -EPROTO;
+	}
+	void *p = mmap(NULL, sizeof **out, PROT_READ, MAP_SHARED, fd, 0);
+	int e = errno;
+	close(fd);
+	if (p == MAP_FAILED)
+		return -e;
+	const struct scoreboard *m = p;
+	if (__atomic_load_n(&m->magic, __ATOMIC_ACQUIRE) != SCOREBOARD_MAGIC ||
+	    m->size != sizeof *m) {
+		munmap(p, sizeof *m);
+		return -EPROTO;
+	}
+	*out = m;
+	return 0;
+}
+
+void scoreboard_unmap(const struct scoreboard *m)
+{
+	if (m)
+		munmap((void *)m, sizeof *m);
+}
+
+int scoreboard_path(const char *pidfile, char *out, size_t len)
+{
+	size_t n = strlen(pidfile);
+
+	if (n > 4 && !strcmp(pidfile + n - 4, ".pid"))
+		n -= 4;
+	int k = snprintf(out, len, "%.*s.scoreboard", (int)n, pidfile);
+	return k < 0 || (size_t)k >= len ? -ENAMETOOLONG : 0;
+}
+
+/* Resident memory from /proc/self/statm (its second field, in pages). */
+static uint64_t self_rss(void)
+{
+	char text[128];
+	unsigned long long size = 0, resident = 0;
+	int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return 0;
+	ssize_t n = read(fd, text, sizeof text - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	text[n] = '\0';
+	if (sscanf(text, "%llu %llu", &size, &resident) != 2)
+		return 0;
+	return (uint64_t)resident * (uint64_t)sysconf(_SC_PAGESIZE);
+}
+
+/* Open descriptors: the entries of /proc/self/fd, less the one reading it. */
+static uint32_t self_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	uint32_t n = 0;
+	struct dirent *e;
+
+	if (!d)
+		return 0;
+	while ((e = readdir(d)))
+		if (e->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n ? n - 1 : 0;
+}
+
+void scoreboard_sample_self(uint64_t *cpu_us, uint64_t *rss_bytes, uint32_t *fds)
+{
+	struct rusage ru;
+
+	*cpu_us = 0;
+	if (getrusage(RUSAGE_SELF, &ru) == 0)
+		*cpu_us = (uint64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000u +
+			  (uint64_t)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+	*rss_bytes = self_rss();
+	*fds = self_fds();
 }
 
 struct scoreboard *scoreboard_get(void)
@@ -152,6 +308,50 @@ static void add_counters(struct scoreboard_counters *to, const struct scoreboard
 		add64(&t[k], get64(&f[k]));
 }
 
+static double get_double(const uint64_t *p)
+{
+	uint64_t bits = get64(p);
+	double d;
+
+	memcpy(&d, &bits, sizeof d);
+	return d;
+}
+
+static void put_double(uint64_t *p, double d)
+{
+	uint64_t bits;
+
+	memcpy(&bits, &d, sizeof bits);
+	put64(p, bits);
+}
+
+/* Adds v to the double at p; safe against other threads adding too. */
+static void add_double(uint64_t *p, double v)
+{
+	uint64_t old = __atomic_load_n(p, __ATOMIC_RELAXED), next;
+	double d;
+
+	do {
+		memcpy(&d, &old, sizeof d);
+		d += v;
+		memcpy(&next, &d, sizeof next);
+	} while (!__atomic_compare_exchange_n(p, &old, next, true, __ATOMIC_RELAXED,
+					      __ATOMIC_RELAXED));
+}
+
+/* Folds an exited worker's app counters and histograms into its slot. */
+static void retire_app(struct scoreboard_slot *s, const struct scoreboard_proc *p)
+{
+	for (int m = 0; m < SCOREBOARD_APP_METRICS; m++) {
+		const struct scoreboard_metric_def *d = &sb->metrics[m];
+		if (get32(&d->state) != 2 || get32(&d->type) == SB_GAUGE)
+			continue;
+		for (int v = 0; v < SCOREBOARD_APP_VALUES; v++)
+			put_double(&s->app_retired[m][v],
+				   get_double(&s->app_retired[m][v]) + get_double(&p->app[m][v]));
+	}
+}
+
 void scoreboard_proc_retire(int i)
 {
 	struct scoreboard_proc *p = &sb->procs[i];
@@ -159,10 +359,33 @@ void scoreboard_proc_retire(int i)
 
 	seq_begin(&s->seq);
 	add_counters(&s->retired, &p->c);
+	retire_app(s, p);
 	put32(&p->generation, 0);
 	memset(&p->c, 0, sizeof p->c);
+	memset(p->app, 0, sizeof p->app);
 	seq_end(&s->seq);
 	__atomic_store_n(&p->pid, 0, __ATOMIC_RELAXED);
+}
+
+void scoreboard_proc_state(int i, enum scoreboard_state state)
+{
+	if (sb)
+		put32(&sb->procs[i].state, (uint32_t)state);
+}
+
+void scoreboard_primary_sample(void)
+{
+	static uint64_t last;
+	uint64_t now = scoreboard_mono_ms(), cpu, rss;
+	uint32_t fds;
+
+	if (!sb || (last && now - last < 1000))
+		return;
+	last = now;
+	scoreboard_sample_self(&cpu, &rss, &fds);
+	put64(&sb->primary_cpu_us, cpu);
+	put64(&sb->primary_rss_bytes, rss);
+	put32(&sb->primary_fds, fds);
 }
 
 void scoreboard_count_restart(int slot)
@@ -216,12 +439,38 @@ void scoreboard_attach(int i)
 	self = sb ? &sb->procs[i] : NULL;
 }
 
+/* Requests a second over the last RATE_SECONDS heartbeats: a ring of the
+ * request count at each heartbeat, kept by the worker for itself. */
+#define RATE_SECONDS 5
+static void publish_rate(uint64_t now)
+{
+	static uint64_t at[RATE_SECONDS + 1], count[RATE_SECONDS + 1];
+	static unsigned next, filled;
+	uint64_t n = get64(&self->c.requests);
+	unsigned oldest = filled > RATE_SECONDS ? next : 0;
+
+	at[next] = now;
+	count[next] = n;
+	next = (next + 1) % (RATE_SECONDS + 1);
+	if (filled <= RATE_SECONDS)
+		filled++;
+	uint64_t span = now - at[oldest];
+	put64(&self->rate_milli, span ? (n - count[oldest]) * 1000000u / span : 0);
+}
+
 void scoreboard_heartbeat(unsigned connections, const struct pool_stats *pool)
 {
 	if (!self)
 		return;
-	put64(&self->heartbeat_ms, scoreboard_mono_ms());
+	uint64_t now = scoreboard_mono_ms(), cpu, rss;
+	uint32_t fds;
+	put64(&self->heartbeat_ms, now);
 	put32(&self->connections, connections);
+	scoreboard_sample_self(&cpu, &rss, &fds);
+	put64(&self->cpu_us, cpu);
+	put64(&self->rss_bytes, rss);
+	put32(&self->open_fds, fds);
+	publish_rate(now);
 	if (pool) {
 		put32(&self->pool_queued, (uint32_t)pool->queued);
 		put32(&self->pool_running, (uint32_t)pool->running);
@@ -300,15 +549,124 @@ static int method_index(int method)
 	}
 }
 
-void scoreboard_response(int method, int status, double seconds)
+/* Claims or finds entry i of a shared name table for text: 1 when entry i
+ * holds text, 0 when it holds another, -1 when it is free and could not be
+ * claimed (try it again). */
+static int name_entry(uint32_t *state, char *dst, size_t size, const char *text, size_t len)
+{
+	uint32_t st = __atomic_load_n(state, __ATOMIC_ACQUIRE);
+
+	if (st == 0) {
+		uint32_t free_ = 0;
+		if (!__atomic_compare_exchange_n(state, &free_, 1, false, __ATOMIC_ACQUIRE,
+						 __ATOMIC_RELAXED))
+			return -1;
+		memcpy(dst, text, len);
+		dst[len] = '\0';
+		(void)size;
+		__atomic_store_n(state, 2, __ATOMIC_RELEASE);
+		return 1;
+	}
+	while (st == 1) /* another worker is writing it: a few stores */
+		st = __atomic_load_n(state, __ATOMIC_ACQUIRE);
+	return strlen(dst) == len && !memcmp(dst, text, len);
+}
+
+/* A per-process cache of route keys to entries: open addressing on a hash. */
+#define ROUTE_CACHE 256
+static struct {
+	uint64_t hash;
+	int route; /* 0: empty (entry 0 is never cached) */
+} route_cache[ROUTE_CACHE];
+
+static uint64_t fnv(const char *s, size_t n)
+{
+	uint64_t h = 1469598103934665603ull;
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
+	return h;
+}
+
+static int route_lookup(const char *key, size_t len)
+{
+	for (int i = SCOREBOARD_ROUTE_OVERFLOW + 1; i < SCOREBOARD_ROUTES; i++) {
+		struct scoreboard_route *r = &sb->routes[i];
+		int rc;
+		while ((rc = name_entry(&r->state, r->key, sizeof r->key, key, len)) < 0)
+			;
+		if (rc)
+			return i;
+	}
+	return SCOREBOARD_ROUTE_OVERFLOW;
+}
+
+int scoreboard_route(const char *key, size_t len)
+{
+	if (!sb || !len)
+		return SCOREBOARD_ROUTE_UNMATCHED;
+	if (len >= SCOREBOARD_ROUTE_KEY)
+		return SCOREBOARD_ROUTE_OVERFLOW;
+	uint64_t h = fnv(key, len);
+	unsigned i = (unsigned)h % ROUTE_CACHE;
+	for (unsigned probes = 0; probes < ROUTE_CACHE; probes++, i = (i + 1) % ROUTE_CACHE) {
+		int r = route_cache[i].route;
+		if (!r)
+			break;
+		const struct scoreboard_route *e = &sb->routes[r];
+		if (route_cache[i].hash == h && r > SCOREBOARD_ROUTE_OVERFLOW &&
+		    !strncmp(e->key, key, len) && e->key[len] == '\0')
+			return r;
+	}
+	int r = route_lookup(key, len);
+	if (r > SCOREBOARD_ROUTE_OVERFLOW && !route_cache[i].route) {
+		route_cache[i].hash = h;
+		route_cache[i].route = r;
+	}
+	return r;
+}
+
+/* The entry of status code in the shared code table (0 when it is full),
+ * cached per process by code. */
+static int code_index(int status)
+{
+	static int8_t cache[600];
+
+	if (status < 100 || status > 599)
+		return 0;
+	if (cache[status])
+		return cache[status];
+	for (int i = 1; i < SCOREBOARD_CODES; i++) {
+		uint32_t c = __atomic_load_n(&sb->codes[i], __ATOMIC_RELAXED);
+		if (c == 0) {
+			uint32_t want = 0;
+			if (__atomic_compare_exchange_n(&sb->codes[i], &want, (uint32_t)status, false,
+							__ATOMIC_RELAXED, __ATOMIC_RELAXED))
+				return cache[status] = (int8_t)i;
+			c = want;
+		}
+		if (c == (uint32_t)status)
+			return cache[status] = (int8_t)i;
+	}
+	return 0;
+}
+
+void scoreboard_response(int method, int route, int status, double seconds)
 {
 	int k = status / 100 - 1;
 
 	if (!self || k < 0 || k >= SCOREBOARD_CLASSES)
 		return;
+	if (route < 0 || route >= SCOREBOARD_ROUTES)
+		route = SCOREBOARD_ROUTE_UNMATCHED;
+	int b = bucket_of(seconds);
+	uint64_t us = (uint64_t)(seconds * 1e6);
 	add64(&self->c.by_method[method_index(method)][k], 1);
-	add64(&self->c.duration[bucket_of(seconds)], 1);
-	add64(&self->c.duration_us, (uint64_t)(seconds * 1e6));
+	add64(&self->c.duration[b], 1);
+	add64(&self->c.duration_us, us);
+	add64(&self->c.by_route[route][code_index(status)], 1);
+	add64(&self->c.route_duration[route][b], 1);
+	add64(&self->c.route_duration_us[route], us);
 }
 
 void scoreboard_request_done(void)
@@ -372,6 +730,112 @@ void scoreboard_slot_totals(int slot, struct scoreboard_counters *out)
 		sum_slot(slot, out);
 		__atomic_thread_fence(__ATOMIC_ACQUIRE);
 		if (s1 == __atomic_load_n(seq, __ATOMIC_RELAXED))
+			return;
+	}
+}
+
+/* ---- app metrics ---- */
+
+int scoreboard_metric_define(enum scoreboard_metric_type type, const char *name,
+			     const char *help, const double *bounds, size_t n)
+{
+	size_t len = strlen(name);
+
+	if (!sb)
+		return -ENODATA;
+	if (len >= sizeof sb->metrics[0].name || n > SCOREBOARD_APP_BUCKETS)
+		return -EINVAL;
+	for (int i = 0; i < SCOREBOARD_APP_METRICS; i++) {
+		struct scoreboard_metric_def *d = &sb->metrics[i];
+		uint32_t st = __atomic_load_n(&d->state, __ATOMIC_ACQUIRE);
+		if (st == 0) {
+			uint32_t free_ = 0;
+			if (!__atomic_compare_exchange_n(&d->state, &free_, 1, false, __ATOMIC_ACQUIRE,
+							 __ATOMIC_RELAXED)) {
+				i--; /* lost the race: look at this entry again */
+				continue;
+			}
+			d->type = (uint32_t)type;
+			d->nbuckets = (uint32_t)n;
+			memcpy(d->name, name, len + 1);
+			snprintf(d->help, sizeof d->help, "%s", help ? help : "");
+			for (size_t k = 0; k < n; k++)
+				d->bounds[k] = bounds[k];
+			__atomic_store_n(&d->state, 2, __ATOMIC_RELEASE);
+			return i;
+		}
+		while (st == 1)
+			st = __atomic_load_n(&d->state, __ATOMIC_ACQUIRE);
+		if (strcmp(d->name, name))
+			continue;
+		/* The same name again (another worker, a reload): the same metric,
+		 * as long as it is the same kind. */
+		if (d->type != (uint32_t)type || d->nbuckets != n ||
+		    (n && memcmp(d->bounds, bounds, n * sizeof *bounds)))
+			return -EEXIST;
+		return i;
+	}
+	return -ENOSPC;
+}
+
+const struct scoreboard_metric_def *scoreboard_metric_def(int m)
+{
+	if (!sb || m < 0 || m >= SCOREBOARD_APP_METRICS ||
+	    __atomic_load_n(&sb->metrics[m].state, __ATOMIC_ACQUIRE) != 2)
+		return NULL;
+	return &sb->metrics[m];
+}
+
+void scoreboard_metric_add(int m, int v, double x)
+{
+	if (self && m >= 0 && m < SCOREBOARD_APP_METRICS && v >= 0 && v < SCOREBOARD_APP_VALUES)
+		add_double(&self->app[m][v], x);
+}
+
+void scoreboard_metric_set(int m, int v, double x)
+{
+	if (self && m >= 0 && m < SCOREBOARD_APP_METRICS && v >= 0 && v < SCOREBOARD_APP_VALUES)
+		put_double(&self->app[m][v], x);
+}
+
+/* Every slot's fold sequence, when no fold is in progress; false otherwise. */
+static bool slot_seqs(uint32_t *seqs)
+{
+	for (int s = 0; s < SCOREBOARD_SLOTS; s++) {
+		seqs[s] = __atomic_load_n(&sb->slots[s].seq, __ATOMIC_ACQUIRE);
+		if (seqs[s] & 1)
+			return false;
+	}
+	return true;
+}
+
+void scoreboard_metric_totals(int m, double out[SCOREBOARD_APP_VALUES])
+{
+	const struct scoreboard_metric_def *d = scoreboard_metric_def(m);
+	static uint32_t before[SCOREBOARD_SLOTS], after[SCOREBOARD_SLOTS];
+
+	memset(out, 0, sizeof(double) * SCOREBOARD_APP_VALUES);
+	if (!d)
+		return;
+	bool gauge = d->type == SB_GAUGE;
+	/* One pass over the slots' retired values and the live workers, retried
+	 * when the primary folded a worker meanwhile (it would count twice). */
+	for (;;) {
+		if (!slot_seqs(before))
+			continue;
+		memset(out, 0, sizeof(double) * SCOREBOARD_APP_VALUES);
+		for (int s = 0; !gauge && s < SCOREBOARD_SLOTS; s++)
+			for (int v = 0; v < SCOREBOARD_APP_VALUES; v++)
+				out[v] += get_double(&sb->slots[s].app_retired[m][v]);
+		for (int i = 0; i < SCOREBOARD_PROCS; i++) {
+			const struct scoreboard_proc *p = &sb->procs[i];
+			if (!get32(&p->generation))
+				continue;
+			for (int v = 0; v < SCOREBOARD_APP_VALUES; v++)
+				out[v] += get_double(&p->app[m][v]);
+		}
+		__atomic_thread_fence(__ATOMIC_ACQUIRE);
+		if (slot_seqs(after) && !memcmp(before, after, sizeof before))
 			return;
 	}
 }

@@ -19,7 +19,7 @@
 static int setup(void **state)
 {
 	(void)state;
-	return scoreboard_open();
+	return scoreboard_open(NULL);
 }
 
 static int teardown(void **state)
@@ -58,12 +58,12 @@ static void test_worker_counters(void **state)
 	scoreboard_attach(3);
 	scoreboard_request("GET", "/hello?x", 6);
 	scoreboard_request("POST", "/orders", 7);
-	scoreboard_response(HTTP_POST, 200, 0.002);
-	scoreboard_response(HTTP_POST, 201, 0.002);
-	scoreboard_response(HTTP_POST, 404, 0.002);
-	scoreboard_response(HTTP_POST, 503, 0.002);
-	scoreboard_response(HTTP_POST, 99, 0.002);  /* not a status class: ignored */
-	scoreboard_response(HTTP_POST, 600, 0.002);
+	scoreboard_response(HTTP_POST, 0, 200, 0.002);
+	scoreboard_response(HTTP_POST, 0, 201, 0.002);
+	scoreboard_response(HTTP_POST, 0, 404, 0.002);
+	scoreboard_response(HTTP_POST, 0, 503, 0.002);
+	scoreboard_response(HTTP_POST, 0, 99, 0.002);  /* not a status class: ignored */
+	scoreboard_response(HTTP_POST, 0, 600, 0.002);
 	scoreboard_bytes_in(100);
 	scoreboard_bytes_out(2000);
 	struct pool_stats ps = {.queued = 2, .running = 1, .done = 9, .rejected = 4};
@@ -117,7 +117,7 @@ static void test_retire_keeps_slot_totals(void **state)
 	scoreboard_proc_init(0, 2, 1);
 	scoreboard_attach(0);
 	scoreboard_request("GET", "/a", 2);
-	scoreboard_response(HTTP_POST, 200, 0.002);
+	scoreboard_response(HTTP_POST, 0, 200, 0.002);
 	scoreboard_proc_retire(0); /* the worker exited */
 	assert_int_equal(scoreboard_get()->procs[0].generation, 0);
 	assert_int_equal(scoreboard_get()->procs[0].c.requests, 0);
@@ -127,7 +127,7 @@ static void test_retire_keeps_slot_totals(void **state)
 	scoreboard_proc_init(1, 2, 2); /* its replacement */
 	scoreboard_attach(1);
 	scoreboard_request("GET", "/b", 2);
-	scoreboard_response(HTTP_POST, 500, 0.002);
+	scoreboard_response(HTTP_POST, 0, 500, 0.002);
 	scoreboard_slot_totals(2, &t);
 	assert_int_equal(t.requests, 2);
 	assert_int_equal(class_total(&t, 1), 1);
@@ -165,13 +165,13 @@ static void test_without_a_scoreboard_nothing_happens(void **state)
 	scoreboard_close();
 	scoreboard_attach(0);
 	scoreboard_request("GET", "/", 1);
-	scoreboard_response(HTTP_POST, 200, 0.002);
+	scoreboard_response(HTTP_POST, 0, 200, 0.002);
 	scoreboard_bytes_in(1);
 	scoreboard_heartbeat(1, NULL);
 	scoreboard_slot_totals(0, &t);
 	assert_int_equal(t.requests, 0);
 	assert_null(scoreboard_get());
-	assert_int_equal(scoreboard_open(), 0); /* for teardown */
+	assert_int_equal(scoreboard_open(NULL), 0); /* for teardown */
 }
 
 static void test_methods_histograms_inflight(void **state)
@@ -185,12 +185,12 @@ static void test_methods_histograms_inflight(void **state)
 	scoreboard_request("GET", "/b", 2);
 	const struct scoreboard_proc *p = &scoreboard_get()->procs[5];
 	assert_int_equal(p->inflight, 2);
-	scoreboard_response(HTTP_GET, 200, 0.0004);  /* first bucket (<= 0.5 ms) */
+	scoreboard_response(HTTP_GET, 0, 200, 0.0004);  /* first bucket (<= 0.5 ms) */
 	scoreboard_request_done();
-	scoreboard_response(HTTP_HEAD, 404, 20.0);   /* beyond every bound: +Inf */
+	scoreboard_response(HTTP_HEAD, 0, 404, 20.0);   /* beyond every bound: +Inf */
 	scoreboard_request_done();
-	scoreboard_response(HTTP_PATCH, 500, 0.03);  /* the 0.05 bucket */
-	scoreboard_response(-1, 400, 0);              /* a bad request: "other" */
+	scoreboard_response(HTTP_PATCH, 0, 500, 0.03);  /* the 0.05 bucket */
+	scoreboard_response(-1, 0, 400, 0);              /* a bad request: "other" */
 	assert_int_equal(p->inflight, 0);
 	scoreboard_request_done();                    /* never below zero */
 	assert_int_equal(p->inflight, 0);
