@@ -70,6 +70,7 @@
 static struct scoreboard *sb;
 static struct scoreboard_proc *self;
 static char sb_path[4096]; /* the file behind sb, "" when anonymous */
+static void forget_caches(void);
 
 /* Relaxed atomic accessors: one writer, any number of readers. */
 static inline void put64(uint64_t *p, uint64_t v)
@@ -166,6 +167,7 @@ int scoreboard_open(const char *path)
 	if (p == MAP_FAILED)
 		return -errno;
 	sb = p;
+	forget_caches(); /* they held indexes of another scoreboard */
 	sb->size = (uint32_t)sizeof *sb;
 	sb->primary_pid = getpid();
 	sb->primary_started_ms = scoreboard_now_ms();
@@ -578,6 +580,14 @@ static struct {
 	uint64_t hash;
 	int route; /* 0: empty (entry 0 is never cached) */
 } route_cache[ROUTE_CACHE];
+/* The same for status codes, by code; 0: not looked up yet. */
+static int8_t code_cache[600];
+
+static void forget_caches(void)
+{
+	memset(route_cache, 0, sizeof route_cache);
+	memset(code_cache, 0, sizeof code_cache);
+}
 
 static uint64_t fnv(const char *s, size_t n)
 {
@@ -630,7 +640,7 @@ int scoreboard_route(const char *key, size_t len)
  * cached per process by code. */
 static int code_index(int status)
 {
-	static int8_t cache[600];
+	int8_t *cache = code_cache;
 
 	if (status < 100 || status > 599)
 		return 0;
