@@ -254,11 +254,11 @@ int forkd_main(int argc, char **argv, int (*init)(struct app *app))
 	struct cli cli = { 0 };
 	struct config cfg;
 
-	primary_args(argv);
+	proctitle_init(argc, argv); /* first: argv's memory will carry the titles */
+	primary_args(argv); /* after: argv[i] are the heap copies, kept intact */
 	int rc = parse_args(argc, argv, &cli);
 	if (rc >= 0)
 		return rc;
-	proctitle_init(argc, argv); /* argv is parsed: its memory may carry titles now */
 	const char *path = config_path(&cli);
 	rc = configure(&cfg, path, &cli);
 	if (rc)

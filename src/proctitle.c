@@ -5,8 +5,9 @@
  * give each process its own title, forkd copies the environment's strings to
  * the heap (environ then points there), and writes titles over the whole
  * contiguous stretch, argv and environment, padded with NULs, so the title
- * may be longer than the original command line. argv itself is no longer
- * valid after a title was set: main has parsed it by then. */
+ * may be longer than the original command line. argv's strings are copied
+ * to the heap as well and argv[i] pointed at the copies, so everything main
+ * parses out of argv (getopt's optarg included) outlives the titles. */
 #include "proctitle.h"
 
 #include <stdarg.h>
@@ -31,11 +32,21 @@ void proctitle_init(int argc, char **argv)
 	for (int i = 1; i < argc; i++)
 		if (argv[i] == end)
 			end = argv[i] + strlen(argv[i]) + 1;
+	char *args[argc];
+	for (int i = 0; i < argc; i++)
+		if (!(args[i] = strdup(argv[i]))) {
+			while (i--)
+				free(args[i]);
+			return;
+		}
 	for (; environ[n]; n++)
 		;
 	char **copy = calloc((size_t)n + 1, sizeof *copy);
-	if (!copy)
+	if (!copy) {
+		for (int i = 0; i < argc; i++)
+			free(args[i]);
 		return;
+	}
 	for (int i = 0; i < n; i++) {
 		if (environ[i] == end)
 			end = environ[i] + strlen(environ[i]) + 1;
@@ -43,12 +54,17 @@ void proctitle_init(int argc, char **argv)
 			for (int k = 0; k < i; k++)
 				free(copy[k]);
 			free(copy);
+			for (int k = 0; k < argc; k++)
+				free(args[k]);
 			return;
 		}
 	}
-	environ = copy; /* kept for the life of the process, as the original was */
+	/* Kept for the life of the process, as the originals were. */
+	environ = copy;
 	area = argv[0];
 	size = (size_t)(end - argv[0]);
+	for (int i = 0; i < argc; i++)
+		argv[i] = args[i];
 }
 
 void proctitle_set(const char *fmt, ...)

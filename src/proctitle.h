@@ -5,8 +5,8 @@
 #define FORKD_PROCTITLE_H
 
 /* Takes the command line's memory for titles: main calls it first, before
- * anything reads argv or the environment through other pointers (the
- * environment is moved to the heap; getenv keeps working). */
+ * anything reads argv or the environment (argv's strings and the environment
+ * move to the heap; argv[i] and getenv keep working). */
 void proctitle_init(int argc, char **argv);
 /* Sets the title (printf format; cut to the memory available) and the
  * short name (its first 15 bytes, ": " dropped). No-op before init. */
