@@ -47,6 +47,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <ini.h>
+#include <jansson.h>
 #include <limits.h>
 #include <sched.h>
 #include <stdarg.h>
@@ -106,8 +107,8 @@ static const struct key keys[] = {
 	{ "server", "backlog", T_INT, FIELD(backlog), 1, 65535, "511", NULL,
 		"accept queue length of each worker's listening socket" },
 	{ "server", "pidfile", T_PIDFILE, FIELD(pidfile), 0, 0, "", NULL,
-		"file the primary writes its pid to; auto = /run/forkd/forkd.pid for root, else "
-		"$XDG_RUNTIME_DIR/forkd.pid or /tmp/forkd-UID.pid; empty = none" },
+		"file the primary writes its pid to (auto: chosen by user, see the "
+		"reference); empty = none" },
 	{ "server", "graceful_timeout", T_DURATION, FIELD(graceful_timeout), 0.1, 3600, "30", NULL,
 		"how long a graceful stop waits for in-flight requests before SIGKILL" },
 	{ "server", "worker_timeout", T_DURATION, FIELD(worker_timeout), 1, 3600, "30", NULL,
@@ -228,6 +229,128 @@ static const struct key keys[] = {
 	{ "app", "module", T_STRING, FIELD(app_module), 0, 0, "", NULL,
 		"the app: a shared object each worker loads (a relative path is taken from "
 		"the config file's folder); --app overrides it; empty = no app" },
+};
+
+/* The reference text of each key, for docs/configuration.md, the man page
+ * forkd.conf(5) and the comments of conf/forkd.conf (forkd --print-config-reference
+ * prints them with the table above; scripts/gendocs writes the files). A key
+ * without a row here is documented by its help line. shipped is the value
+ * conf/forkd.conf sets where it differs from the built-in default. */
+static const struct key_doc {
+	const char *section, *name, *doc, *shipped;
+} key_docs[] = {
+	{ "server", "listen",
+		"Address and port to accept connections on: IPV4:PORT, [IPV6]:PORT, or *:PORT for"
+		" every address. forkd --listen HOST:PORT overrides it.", NULL },
+	{ "server", "workers",
+		"Worker processes, each with its own listening socket (SO_REUSEPORT). auto: one "
+		"per CPU forkd may run on (its affinity mask, which taskset, cpusets and "
+		"systemd's CPUAffinity= narrow).", NULL },
+	{ "server", "backlog",
+		"Accept queue length of each worker's listening socket (the kernel caps it at "
+		"net.core.somaxconn).", NULL },
+	{ "server", "pidfile",
+		"File the primary writes its pid to, read by forkd -s (stop, reload, reopen, "
+		"status). The scoreboard that forkd -s status reads lies beside it (forkd.pid: "
+		"forkd.scoreboard), so put it on a memory file system such as /run. auto: "
+		"/run/forkd/forkd.pid when forkd runs as root or may write /run/forkd (systemd's "
+		"RuntimeDirectory=forkd), else $XDG_RUNTIME_DIR/forkd.pid, else "
+		"/tmp/forkd-UID.pid; the server and forkd -s run by the same user find the same "
+		"file. Empty: none.", "auto" },
+	{ "server", "graceful_timeout",
+		"How long a graceful stop (SIGTERM, SIGINT) waits for in-flight requests before "
+		"the workers are killed.", NULL },
+	{ "server", "worker_timeout",
+		"The watchdog kills and replaces a worker whose heartbeat is older than this.", NULL },
+	{ "server", "max_requests",
+		"Requests a worker serves before it is replaced by a fresh one (a guard against "
+		"slow leaks); 0: never.", NULL },
+	{ "server", "max_requests_jitter",
+		"Each worker adds a random number up to this to max_requests, so workers are not "
+		"all replaced at the same moment.", NULL },
+	{ "server", "max_connections",
+		"Open connections per worker; further clients wait in the accept queue.", NULL },
+	{ "server", "io_uring",
+		"Each loop iteration's socket reads and writes go to the kernel together, in one "
+		"system call, through io_uring, when the kernel allows it (forkd checks at start "
+		"and falls back to one read or sendmsg each otherwise, e.g. where a seccomp "
+		"profile forbids io_uring). off: always one system call each.", NULL },
+	{ "server", "io_coalesce",
+		"When many connections are busy, the loop waits up to this long before polling "
+		"again, so the requests that arrive meanwhile are served together (fewer polls, "
+		"submissions and wake-ups per request). The wait is at most an eighth of the time"
+		" a busy connection takes between two requests, and there is none unless it "
+		"gathers three requests or more on average, so one client, a few, or many that "
+		"are seldom busy are never slowed. The wait in force is the gauge "
+		"forkd_io_coalesce_seconds on /metrics. 0: never wait.", NULL },
+	{ "server", "user",
+		"User the workers run as when forkd starts as root. Empty: keep the current user.", NULL },
+	{ "server", "group",
+		"Group the workers run as when forkd starts as root. Empty: keep the current "
+		"group.", NULL },
+	{ "http", "keepalive_timeout",
+		"Idle time after a response before a keep-alive connection is closed; 0 disables "
+		"keep-alive.", NULL },
+	{ "http", "header_timeout",
+		"Time allowed to receive a request line and all its headers; also how long a new "
+		"connection may stay silent before its first request.", NULL },
+	{ "http", "body_timeout",
+		"Time allowed between two reads of a request body.", NULL },
+	{ "http", "send_timeout",
+		"Time allowed between two writes to a client that is slow to read.", NULL },
+	{ "http", "max_request_line",
+		"Longest request line (method, target and version); longer ones are refused with "
+		"414.", NULL },
+	{ "http", "max_header_size",
+		"Largest header block of one request; larger ones are refused with 431.", NULL },
+	{ "http", "max_headers",
+		"Most header fields in one request; more are refused with 431.", NULL },
+	{ "http", "max_body_size",
+		"Largest request body; larger ones get 413 Payload Too Large.", NULL },
+	{ "http", "max_keepalive_requests",
+		"Requests served on one connection before it is closed; 0: unlimited.", NULL },
+	{ "http", "max_pipeline",
+		"Pipelined requests parsed ahead of their responses on one connection.", NULL },
+	{ "http", "max_output",
+		"Response bytes a streamed response may have waiting for a client that is not "
+		"reading; beyond this further writes are refused (and send_timeout cuts the "
+		"client).", NULL },
+	{ "hash", "threads",
+		"Pool threads per worker for CPU-heavy work such as bcrypt. auto: usable CPUs / "
+		"workers, rounded up.", NULL },
+	{ "hash", "queue_max",
+		"Jobs waiting per worker before new ones are refused. auto: 64 per thread.", NULL },
+	{ "log", "error_log",
+		"Where errors and notices go: a file path (opened for appending, reopened on "
+		"SIGUSR1) or stderr. On stderr under systemd (JOURNAL_STREAM names it) every line"
+		" starts with its syslog priority (<3> error, <4> warn, <6> info, <7> debug), so "
+		"journalctl -p err finds the errors.", NULL },
+	{ "log", "access_log",
+		"Where one line per request goes: a file path (opened for appending, reopened on "
+		"SIGUSR1), stderr, stdout or off. Lines are buffered and written once a second; a"
+		" file that cannot be written (a full disk) is reported in the error log at most "
+		"once a minute per worker, with the lines and bytes dropped since.", NULL },
+	{ "log", "access_log_format",
+		"Access log line format: combined and common are nginx's (followed by the request"
+		" time in seconds); json is one JSON object per line with the fields time, "
+		"remote_addr, method, target, protocol, status, bytes, referer, user_agent, "
+		"duration, request_id and slot (see docs/operations.md).", NULL },
+	{ "log", "level",
+		"Least severe error log messages written.", NULL },
+	{ "proxy", "trusted",
+		"Peers (a proxy such as nginx) whose X-Forwarded-For, X-Real-IP, "
+		"X-Forwarded-Proto and X-Request-ID headers are believed. Empty: none.", NULL },
+	{ "metrics", "allow",
+		"Peers allowed to read /metrics. Empty: none.", NULL },
+	{ "bus", "redis",
+		"Redis server that carries events between workers and hosts: HOST:PORT or "
+		"[IPV6]:PORT. Empty: off (events stay inside one worker).", NULL },
+	{ "app", "module",
+		"The app: a shared object (built against forkd.h) each worker loads after the "
+		"fork and that a reload loads anew; a relative path is taken from the "
+		"configuration file's folder. forkd --app MODULE overrides it. Empty: no app "
+		"(forkd answers 404 to everything but its own routes).",
+		"../build-release/routes/example.so" },
 };
 
 #define NKEYS (sizeof keys / sizeof keys[0])
@@ -1581,4 +1704,45 @@ void config_app_dump(const struct config *cfg, const char *section, const struct
 		dprintf(fd, "# %s; default %s; allowed: %s\n%s =%s%s\n", row.help,
 			*row.def ? row.def : "empty", allowed, row.name, *text ? " " : "", text);
 	}
+
+/* The reference text of k: its key_docs row, else its help line. */
+static const struct key_doc *key_doc(const struct key *k)
+{
+	for (size_t i = 0; i < sizeof key_docs / sizeof key_docs[0]; i++)
+		if (!strcmp(key_docs[i].section, k->section) && !strcmp(key_docs[i].name, k->name))
+			return &key_docs[i];
+	return NULL;
+}
+
+int config_print_reference(FILE *out)
+{
+	static const char *const type_names[] = {
+		[T_INT] = "integer", [T_AUTO] = "auto or integer", [T_LONG] = "integer",
+		[T_SIZE] = "size", [T_DURATION] = "duration", [T_BOOL] = "boolean",
+		[T_STRING] = "string", [T_PATH] = "path", [T_CHOICE] = "word",
+		[T_LEVEL] = "level", [T_LISTEN] = "address", [T_ADDRS] = "address list",
+		[T_HOSTPORT] = "host and port", [T_PIDFILE] = "path",
+	};
+	char allowed[WHY];
+	json_t *all = json_array();
+	int rc = -ENOMEM;
+
+	for (size_t i = 0; all && i < NKEYS; i++) {
+		const struct key *k = &keys[i];
+		const struct key_doc *d = key_doc(k);
+		describe(k, allowed, sizeof allowed);
+		json_t *row = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s?}", "section",
+					k->section, "name", k->name, "type", type_names[k->type],
+					"default", k->def, "allowed", allowed, "help", k->help,
+					"doc", d ? d->doc : k->help, "shipped", d ? d->shipped : NULL);
+		if (!row || json_array_append_new(all, row))
+			goto fail;
+	}
+	if (all && json_dumpf(all, out, JSON_INDENT(1) | JSON_ENSURE_ASCII) == 0) {
+		fputc('\n', out);
+		rc = 0;
+	}
+fail:
+	json_decref(all);
+	return rc;
 }

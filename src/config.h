@@ -6,6 +6,7 @@
 #define FORKD_CONFIG_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 #define CONFIG_STR 256
 #define CONFIG_MAX_LISTEN 8
@@ -164,6 +165,10 @@ int config_app_check(const struct config *cfg, const char *section, const struct
 /* Writes the app's section with its effective values, as config_dump does. */
 void config_app_dump(const struct config *cfg, const char *section, const struct app_key *keys,
 		     size_t n, int fd);
+/* Prints every key as one JSON array (section, name, type, default, shipped,
+ * allowed, help, doc): what scripts/gendocs turns into docs/configuration.md,
+ * forkd.conf(5) and conf/forkd.conf; 0 or -ENOMEM. */
+int config_print_reference(FILE *out);
 /* Writes the effective configuration in the file's own syntax (for -T and tests). */
 void config_dump(const struct config *cfg, int fd);
 

@@ -40,7 +40,7 @@ static const char *const default_paths[] = {
 enum { EXIT_CONFIG = 1, EXIT_USAGE = 2 };
 
 /* Long options without a short form. */
-enum { OPT_LISTEN = 256, OPT_WORKERS, OPT_APP, OPT_JSON };
+enum { OPT_LISTEN = 256, OPT_WORKERS, OPT_APP, OPT_JSON, OPT_REFERENCE };
 
 /* What the command line asked for. */
 struct cli {
@@ -61,7 +61,8 @@ static void usage(FILE *out)
 		"             [--listen ADDRESS] [--workers N] [--app MODULE] [-v] [-h]\n"
 		"  -c, --config FILE    configuration file (default: conf/forkd.conf if it\n"
 		"                       exists, else /etc/forkd/forkd.conf, else built-in defaults)\n"
-		"  -t, --test           check the configuration, load the app, and exit\n"
+		"  -t, --test           check the configuration, load the app, check that the\n"
+		"                       log files can be opened, and exit\n"
 		"  -T, --dump           check the configuration, print every effective value, exit\n"
 		"  -s, --signal ACTION  signal the forkd whose pid is in [server] pidfile: stop\n"
 		"                       (graceful), quit (fast), reload (config), reopen (logs),\n"
@@ -72,6 +73,8 @@ static void usage(FILE *out)
 		"                       of every [server] listen line\n"
 		"      --workers N      run N workers (1..256) instead of [server] workers\n"
 		"      --app MODULE     load the app module MODULE instead of [app] module\n"
+		"      --print-config-reference\n"
+		"                       print every configuration key as JSON and exit\n"
 		"  -v, --version        print the version and exit\n"
 		"  -h, --help           print this help and exit\n");
 }
@@ -104,6 +107,7 @@ static int parse_args(int argc, char **argv, struct cli *cli)
 		{ "workers", required_argument, NULL, OPT_WORKERS },
 		{ "app", required_argument, NULL, OPT_APP },
 		{ "json", no_argument, NULL, OPT_JSON },
+		{ "print-config-reference", no_argument, NULL, OPT_REFERENCE },
 		{ NULL, 0, NULL, 0 },
 	};
 	int c;
@@ -119,6 +123,7 @@ static int parse_args(int argc, char **argv, struct cli *cli)
 		case OPT_LISTEN: cli->listen = optarg; break;
 		case OPT_APP: cli->app = optarg; break;
 		case OPT_JSON: cli->json = 1; break;
+		case OPT_REFERENCE: return config_print_reference(stdout) ? EXIT_CONFIG : 0;
 		case OPT_WORKERS:
 			if (!(cli->workers = parse_workers(optarg)))
 				return EXIT_USAGE;
@@ -217,7 +222,7 @@ static int check_app(const struct config *cfg, int dump)
 
 /* forkd -t: the log files must be writable too, or the start would fail
  * after the test passed. */
-static int check_logs(const struct config *cfg)
+static int check_logs(const struct config *cfg, const char *path)
 {
 	const struct { const char *key, *path; } logs[] = {
 		{ "error_log", cfg->error_log }, { "access_log", cfg->access_log },
@@ -226,8 +231,9 @@ static int check_logs(const struct config *cfg)
 	for (size_t i = 0; i < sizeof logs / sizeof logs[0]; i++) {
 		int rc = log_check_path(logs[i].path);
 		if (rc) {
-			fprintf(stderr, "forkd: [log] %s = '%s': cannot be opened for writing: %s\n",
-				logs[i].key, logs[i].path, strerror(-rc));
+			fprintf(stderr, "forkd: %s: [log] %s = '%s': cannot be opened for writing: "
+				"%s\n", path ? path : "(built-in defaults)", logs[i].key, logs[i].path,
+				strerror(-rc));
 			return EXIT_CONFIG;
 		}
 	}
@@ -236,7 +242,7 @@ static int check_logs(const struct config *cfg)
 
 static int report_test(const struct config *cfg, const char *path, int dump)
 {
-	if (check_logs(cfg))
+	if (check_logs(cfg, path))
 		return EXIT_CONFIG;
 	if (dump) {
 		fflush(stdout);

@@ -18,6 +18,7 @@
 #include "config.h"
 #include "forkd.h"
 #include "log.h"
+#include "pidfile.h"
 
 /* The temporary file the last load() wrote; messages name it. */
 static char tmp_path[64];
@@ -406,9 +407,9 @@ static void test_bad_values(void **state)
 		"allowed: on, off, true, false, yes, no, 1, 0");
 	expect_value_error("log", "level = verbose",
 		"3: [log] level = 'verbose': unknown level; allowed: debug, info, warn, error");
-	expect_value_error("log", "access_log_format = json",
-		"3: [log] access_log_format = 'json': not one of the allowed words; "
-		"allowed: combined, common");
+	expect_value_error("log", "access_log_format = xml",
+		"3: [log] access_log_format = 'xml': not one of the allowed words; "
+		"allowed: combined, common, json");
 	expect_value_error("log", "error_log = off",
 		"3: [log] error_log = 'off': 'off' is not available for this key; "
 		"allowed: a file path of at most 255 characters, stderr");
@@ -988,11 +989,12 @@ static void expect_same_lines(const char *a, const char *b)
 		(int)strcspn(la, "\n"), la, (int)strcspn(lb, "\n"), lb);
 }
 
-/* conf/forkd.conf must load to exactly the built-in defaults. */
+/* conf/forkd.conf must load to exactly the built-in defaults, but for
+ * pidfile, which it sets to auto (so that forkd -s finds the server). */
 static void test_shipped_conf_is_defaults(void **state)
 {
 	struct config want, got;
-	char dump_want[16384], dump_got[16384];
+	char dump_want[16384], dump_got[16384], auto_path[CONFIG_STR];
 	(void)state;
 
 	config_defaults(&want);
@@ -1014,6 +1016,9 @@ static void test_shipped_conf_is_defaults(void **state)
 		assert_string_equal(got.app_entries[i].section, "example");
 	memset(got.app_entries, 0, sizeof got.app_entries);
 	got.napp_entries = 0;
+	assert_int_equal(pidfile_auto(auto_path, sizeof auto_path), 0);
+	assert_string_equal(got.pidfile, auto_path);
+	memcpy(got.pidfile, want.pidfile, sizeof got.pidfile);
 
 	/* Compare the dumps first: on a mismatch they name the key that differs. */
 	dump_text(&want, dump_want, sizeof dump_want);
