@@ -70,6 +70,8 @@
 static struct scoreboard *sb;
 static struct scoreboard_proc *self;
 static char sb_path[4096]; /* the file behind sb, "" when anonymous */
+static dev_t sb_dev;       /* and its identity: removed at exit only if still ours */
+static ino_t sb_ino;
 static void forget_caches(void);
 
 /* Relaxed atomic accessors: one writer, any number of readers. */
@@ -143,8 +145,12 @@ static void *map_new_file(const char *path)
 	if (fd < 0)
 		return MAP_FAILED;
 	void *p = MAP_FAILED;
-	if (ftruncate(fd, (off_t)sizeof *sb) == 0)
+	struct stat st;
+	if (ftruncate(fd, (off_t)sizeof *sb) == 0 && fstat(fd, &st) == 0) {
 		p = mmap(NULL, sizeof *sb, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+		sb_dev = st.st_dev;
+		sb_ino = st.st_ino;
+	}
 	int e = errno;
 	close(fd);
 	if (p == MAP_FAILED)
@@ -177,9 +183,13 @@ int scoreboard_open(const char *path)
 
 void scoreboard_close(void)
 {
+	struct stat st;
+
 	if (sb)
 		munmap(sb, sizeof *sb);
-	if (sb_path[0])
+	/* A primary that replaced this one (binary upgrade) made its own file
+	 * under the same name: leave that one alone. */
+	if (sb_path[0] && stat(sb_path, &st) == 0 && st.st_dev == sb_dev && st.st_ino == sb_ino)
 		unlink(sb_path);
 	sb_path[0] = '\0';
 	sb = NULL;
