@@ -1,10 +1,11 @@
 /* access: formatting access-log lines.
  *
- * Two formats are nginx's, so existing log tools read them:
- *   common:   addr - - [time] "request" status bytes rt
- *   combined: addr - - [time] "request" status bytes "referer" "user-agent" rt
+ * Two formats are nginx's, so existing log tools read them, with two fields
+ * after them:
+ *   common:   addr - - [time] "request" status bytes rt "id"
+ *   combined: addr - - [time] "request" status bytes "referer" "user-agent" rt "id"
  * rt is the time from the request's first byte to the end of its response, in
- * seconds with millisecond precision. Bytes that could confuse a log reader
+ * seconds with millisecond precision; id is the request id (X-Request-ID). Bytes that could confuse a log reader
  * (quotes, backslashes, anything outside printable ASCII) are escaped \xHH.
  *
  * The third, json, is one JSON object per line with the fields
@@ -228,8 +229,11 @@ void access_log_request(const struct app *app, const struct request *req, int st
 		put(&l, " ", 1);
 	}
 	double rt = req->start > 0 && now >= req->start ? now - req->start : 0;
-	snprintf(num, sizeof num, "%.3f\n", rt);
+	snprintf(num, sizeof num, "%.3f \"", rt);
 	puts_(&l, num);
+	const char *id = request_id(req);
+	put_escaped(&l, id, req->id_len);
+	puts_(&l, "\"\n");
 	if (l.buf[l.len - 1] != '\n')
 		l.buf[l.len++] = '\n'; /* the line was cut: still end it */
 	access_write(l.buf, l.len);

@@ -331,8 +331,9 @@ static const struct key_doc {
 		" file that cannot be written (a full disk) is reported in the error log at most "
 		"once a minute per worker, with the lines and bytes dropped since.", NULL },
 	{ "log", "access_log_format",
-		"Access log line format: combined and common are nginx's (followed by the request"
-		" time in seconds); json is one JSON object per line with the fields time, "
+		"Access log line format: combined and common are nginx's, followed by the request"
+		" time in seconds and the request id in quotes; json is one JSON object per line "
+		"with the fields time, "
 		"remote_addr, method, target, protocol, status, bytes, referer, user_agent, "
 		"duration, request_id and slot (see docs/operations.md).", NULL },
 	{ "log", "level",

@@ -10,10 +10,10 @@ from harness import Server, wait_for
 COMBINED = re.compile(
     r'^(?P<addr>\S+) - - \[(?P<time>\d{2}/\w{3}/\d{4}:\d{2}:\d{2}:\d{2} \+0000)\] '
     r'"(?P<request>[^"]*)" (?P<status>\d{3}) (?P<bytes>\d+) '
-    r'"(?P<referer>[^"]*)" "(?P<ua>[^"]*)" (?P<rt>\d+\.\d{3})$')
+    r'"(?P<referer>[^"]*)" "(?P<ua>[^"]*)" (?P<rt>\d+\.\d{3}) "(?P<id>[^"]+)"$')
 COMMON = re.compile(
     r'^(?P<addr>\S+) - - \[[^\]]+\] "(?P<request>[^"]*)" (?P<status>\d{3}) (?P<bytes>\d+) '
-    r'(?P<rt>\d+\.\d{3})$')
+    r'(?P<rt>\d+\.\d{3}) "(?P<id>[^"]+)"$')
 
 
 def read_lines(path, count, timeout=10):

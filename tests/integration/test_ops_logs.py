@@ -93,6 +93,22 @@ class RequestIds(unittest.TestCase):
         self.assertRegex(dict(headers)["x-request-id"], GENERATED)
 
 
+class CombinedAccessLog(unittest.TestCase):
+    def test_id_ends_combined_and_common_lines(self):
+        for fmt in ("combined", "common"):
+            with self.subTest(format=fmt):
+                s = Server({})
+                s.sections["log"].update(access_log=s.access_log, access_log_format=fmt)
+                s.write_conf()
+                s.start()
+                try:
+                    rid = s.request("GET", "/hello")[1]["x-request-id"]
+                    line = wait_for(lambda: open(s.access_log).read().splitlines())
+                finally:
+                    s.stop()
+                self.assertTrue(line[0].endswith(' "%s"' % rid), line)
+
+
 class JsonAccessLog(unittest.TestCase):
     def test_every_line_is_json_whatever_the_bytes(self):
         s = Server({})
