@@ -233,7 +233,9 @@ static void app_finish(struct app *app, struct request *req)
 
 static void app_bad_request(struct app *app, struct request *req, int status)
 {
+	log_set_request(request_id(req));
 	log_debug("bad request: %d %s", status, req->error_reason ? req->error_reason : "");
+	log_set_request(NULL);
 	scoreboard_response(req->head_done ? req->method_id : -1, SCOREBOARD_ROUTE_UNMATCHED, status,
 			    request_seconds(app, req));
 	access_log_request(app, req, status);
