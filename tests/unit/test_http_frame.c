@@ -106,10 +106,22 @@ static void test_bad_heads(void **state)
 		"GET / HTTP/1.1\r\n\tA: b\r\n\r\n",
 		"GET / HTTP/1.1\r\nNoColon\r\n\r\n",
 		"GET / HTTP/1.1\r\n: x\r\n\r\n",
+		"GET / RTSP/1.0\r\n\r\n",               /* the version: "HTTP/" DIGIT "." DIGIT */
+		"SOURCE / ICE/1.0\r\n\r\n",
+		"GET / http/1.1\r\n\r\n",
+		"GET / HTTP/1\r\n\r\n",
+		"GET / HTTP/1.\r\n\r\n",
+		"GET / HTTP/11\r\n\r\n",
+		"GET / HTTP/1.10\r\n\r\n",
+		"GET / HTTP/1.1x\r\n\r\n",
+		"GET / HTTP/x.1\r\n\r\n",
 	};
 	(void)state;
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
 		assert_int_equal(head_status(bad[i]), 400);
+	/* A well-formed version forkd does not speak is llhttp's to answer (505). */
+	assert_int_equal(head_status("GET / HTTP/2.0\r\n\r\n"), 0);
+	assert_int_equal(head_status("GET / HTTP/0.9\r\n\r\n"), 0);
 }
 
 /* A request line of exactly n bytes (CRLF not counted), then an empty line. */
