@@ -171,7 +171,7 @@ static void json_line(struct line *l, const struct app *app, const struct reques
 	puts_(l, when);
 	puts_(l, num);
 	puts_(l, "\",\"remote_addr\":");
-	app_client_addr(app, req, addr, sizeof addr);
+	request_client_addr(req, addr, sizeof addr);
 	put_json(l, addr, strlen(addr));
 	puts_(l, ",\"method\":");
 	put_json(l, line_ok ? req->method : NULL, line_ok ? strlen(req->method) : 0);

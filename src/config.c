@@ -350,7 +350,7 @@ static const struct key_doc {
 		"The app: a shared object (built against forkd.h) each worker loads after the "
 		"fork and that a reload loads anew; a relative path is taken from the "
 		"configuration file's folder. forkd --app MODULE overrides it. Empty: no app "
-		"(forkd answers 404 to everything but its own routes).",
+		"(forkd then serves only its own /health and /metrics).",
 		"../build-release/routes/example.so" },
 };
 
@@ -1337,7 +1337,7 @@ static int on_key(void *user, const char *section, const char *name, const char 
 		return !ld->err_line;
 	}
 	if (!section_known(section, strlen(section))) {
-		keep_entry(ld, section, strlen(section), name, unquote(value, plain, sizeof plain));
+		keep_entry(ld, section, strlen(section), name, ld->value);
 		return !ld->err_line;
 	}
 	const struct key *k = key_find(section, name);
@@ -1705,6 +1705,7 @@ void config_app_dump(const struct config *cfg, const char *section, const struct
 		dprintf(fd, "# %s; default %s; allowed: %s\n%s =%s%s\n", row.help,
 			*row.def ? row.def : "empty", allowed, row.name, *text ? " " : "", text);
 	}
+}
 
 /* The reference text of k: its key_docs row, else its help line. */
 static const struct key_doc *key_doc(const struct key *k)

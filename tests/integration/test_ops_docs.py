@@ -75,8 +75,10 @@ class Docs(unittest.TestCase):
                 self.assertEqual((r.returncode, r.stderr), (0, ""))
 
     def test_shipped_conf_checks(self):
+        # with the example app of this build (the file names build-release's)
+        args = ["--app", os.environ["FORKD_APP"]] if os.environ.get("FORKD_APP") else []
         r = subprocess.run([harness.BIN, "-t", "-c",
-                            os.path.join(harness.ROOT, "conf", "forkd.conf")],
+                            os.path.join(harness.ROOT, "conf", "forkd.conf")] + args,
                            capture_output=True, text=True)
         self.assertEqual(r.returncode, 0, r.stderr)
 
