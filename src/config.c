@@ -346,6 +346,50 @@ static const struct key_doc {
 	{ "bus", "redis",
 		"Redis server that carries events between workers and hosts: HOST:PORT or "
 		"[IPV6]:PORT. Empty: off (events stay inside one worker).", NULL },
+	{ "static", "prefix",
+		"Static files, served by the app that turns them on (app_use_static), under this "
+		"URL prefix, which starts and ends with /.", NULL },
+	{ "static", "root",
+		"Their directory; a relative path is taken from the configuration file's folder. "
+		"Nothing outside it is ever opened. Empty: none. The shipped file's holds the "
+		"example app's files.", "../routes/public" },
+	{ "static", "types",
+		"More Content-Types by extension, EXT:TYPE comma separated.", NULL },
+	{ "static", "openat2",
+		"Open files with openat2's RESOLVE_BENEATH where the kernel has it; off: a walk "
+		"that follows no symlink at all.", NULL },
+	{ "cors", "origins",
+		"Origins a browser page may call forkd from (app_use_cors): * or a "
+		"comma-separated list of scheme://host[:port]. A preflight (OPTIONS) is answered "
+		"204; another origin gets no CORS headers, so the browser blocks it. Empty: none. "
+		"The shipped file's let a page on a local dev server call the example.",
+		"http://localhost:3000, http://127.0.0.1:3000" },
+	{ "cors", "methods",
+		"Methods a preflight allows.", NULL },
+	{ "cors", "headers",
+		"Request headers a preflight allows. Empty: the ones it asks for.", NULL },
+	{ "cors", "expose",
+		"Response headers scripts may read (Access-Control-Expose-Headers). Empty: none.",
+		NULL },
+	{ "cors", "credentials",
+		"Allow cookies and credentials (Access-Control-Allow-Credentials).", NULL },
+	{ "cors", "max_age",
+		"How long a browser may cache a preflight; 0: no Access-Control-Max-Age.", NULL },
+	{ "ratelimit", "requests",
+		"Requests one client may make per window (app_use_ratelimit): past it, 429 with "
+		"Retry-After; every answer carries RateLimit-Limit, RateLimit-Remaining and "
+		"RateLimit-Reset. The client is the address [proxy] trusted allows.", NULL },
+	{ "ratelimit", "window",
+		"The window the requests are counted in.", NULL },
+	{ "ratelimit", "prefix",
+		"Only paths under this prefix are limited (and counted). The shipped file limits "
+		"the example app's API.", "/api/" },
+	{ "ratelimit", "clients",
+		"Clients tracked at once on this host: a fixed table in shared memory, the "
+		"longest idle evicted first.", NULL },
+	{ "ratelimit", "redis",
+		"With [bus] redis, count across hosts in Redis (this host's own count while Redis "
+		"is down).", NULL },
 	{ "app", "module",
 		"The app: a shared object (built against forkd.h) each worker loads after the "
 		"fork and that a reload loads anew; a relative path is taken from the "
@@ -1333,7 +1377,7 @@ static int on_key(void *user, const char *section, const char *name, const char 
 		return 0;
 	}
 	if (!strcmp(section, HEADERS)) {
-		keep_header(ld, name, unquote(value, plain, sizeof plain));
+		keep_header(ld, name, ld->value);
 		return !ld->err_line;
 	}
 	if (!section_known(section, strlen(section))) {
