@@ -76,7 +76,7 @@ static void start_free(void *p)
 }
 
 /* Middleware: the request id and the start time, as request data. */
-static int request_id(struct request *req, struct response *res, void *udata)
+static int stamp_request(struct request *req, struct response *res, void *udata)
 {
 	static unsigned long seq;
 	size_t len;
@@ -452,7 +452,7 @@ static int get_mw_hello(struct request *req, struct response *res, void *udata)
 /* The group's middleware, in the order they run. */
 static int api_middleware(struct route_group *api)
 {
-	int rc = group_use(api, NULL, request_id, NULL);
+	int rc = group_use(api, NULL, stamp_request, NULL);
 
 	if (!rc)
 		rc = group_use(api, NULL, json_body, NULL);

@@ -114,6 +114,10 @@ int response_set_header(struct response *res, const char *name, const char *valu
 	if (buf_puts(h, name) || buf_append(h, ": ", 2) || buf_puts(h, value) ||
 	    buf_append(h, "\r\n", 2))
 		return -ENOMEM;
+	/* An app that answers with its own request id replaces forkd's on the
+	 * response (the logs keep forkd's), rather than sending two. */
+	if (!strcasecmp(name, "x-request-id"))
+		res->own_request_id = true;
 	return 0;
 }
 
@@ -158,8 +162,8 @@ static int put_head(struct response *res, struct buf *b, const char *ctype, enum
 	const char *date = response_date(ev_now(res->conn->env->loop));
 	size_t ctype_len = ctype ? strlen(ctype) : 0;
 	/* fixed text + status + reason + date + type + length + the route's headers */
-	const char *id = req ? request_id(req) : NULL;
-	size_t id_len = req ? req->id_len : 0;
+	const char *id = req && !res->own_request_id ? request_id(req) : NULL;
+	size_t id_len = id ? req->id_len : 0;
 	size_t max = 160 + strlen(reason) + strlen(date) + ctype_len + res->headers.len + id_len;
 
 	if (buf_reserve(b, max))

@@ -37,6 +37,7 @@ struct response {
 	void *abort_udata;
 	size_t body_bytes;        /* body bytes sent (for logs and metrics) */
 	bool want_drain;          /* a write returned 0: call on_drain when below the mark */
+	bool own_request_id;      /* the app set X-Request-ID itself: forkd adds none */
 };
 
 /* Prepares res for a request on conn. */
