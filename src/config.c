@@ -240,8 +240,15 @@ static const struct key_doc {
 	const char *section, *name, *doc, *shipped;
 } key_docs[] = {
 	{ "server", "listen",
-		"Address and port to accept connections on: IPV4:PORT, [IPV6]:PORT, or *:PORT for"
-		" every address. forkd --listen HOST:PORT overrides it.", NULL },
+		"Address to accept connections on. Repeat the line to listen on several (up to "
+		"8); forkd --listen ADDRESS replaces them all. Forms: 127.0.0.1:8080 (an IPv4 "
+		"address), [::1]:8080 (an IPv6 address), *:8080 (every IPv4 address), 8080 "
+		"(every IPv4 and IPv6 address), localhost:8080 (a host name, resolved at start "
+		"and at reload; every address it resolves to is bound), unix:/run/forkd/forkd.sock"
+		" (a unix socket; see unix_mode and unix_owner). Each TCP address gets one socket "
+		"per worker (SO_REUSEPORT); a unix socket is one socket all workers share. Under "
+		"systemd socket activation (forkd.socket) the sockets systemd passes are used "
+		"instead of these lines.", NULL },
 	{ "server", "workers",
 		"Worker processes, each with its own listening socket (SO_REUSEPORT). auto: one "
 		"per CPU forkd may run on (its affinity mask, which taskset, cpusets and "
@@ -288,6 +295,20 @@ static const struct key_doc {
 	{ "server", "group",
 		"Group the workers run as when forkd starts as root. Empty: keep the current "
 		"group.", NULL },
+	{ "server", "upgrade_timeout",
+		"A binary upgrade (kill -USR2 <primary>, or forkd -s upgrade) starts the forkd "
+		"binary found at the path this one was started from as a new primary, which takes"
+		" over the listening sockets and starts its workers; the running primary drains "
+		"and exits only once they are all ready. When they are not ready within this "
+		"time, the new primary is stopped and the running one serves on.", NULL },
+	{ "server", "unix_mode",
+		"Permissions of the socket file of a unix: listen address. A client (nginx) needs"
+		" write permission on it to connect. A stale socket file left by a crash is "
+		"replaced; a socket a live server answers on is never touched.", NULL },
+	{ "server", "unix_owner",
+		"Owner of that socket file: user, user:group or :group (for example "
+		"forkd:www-data, so that nginx's group may connect). Empty: the user and group "
+		"that started forkd.", NULL },
 	{ "http", "keepalive_timeout",
 		"Idle time after a response before a keep-alive connection is closed; 0 disables "
 		"keep-alive.", NULL },
@@ -1767,7 +1788,7 @@ int config_print_reference(FILE *out)
 		[T_SIZE] = "size", [T_DURATION] = "duration", [T_BOOL] = "boolean",
 		[T_STRING] = "string", [T_PATH] = "path", [T_CHOICE] = "word",
 		[T_LEVEL] = "level", [T_LISTEN] = "address", [T_ADDRS] = "address list",
-		[T_HOSTPORT] = "host and port", [T_PIDFILE] = "path",
+		[T_HOSTPORT] = "host and port", [T_PIDFILE] = "path", [T_MODE] = "octal mode",
 	};
 	char allowed[WHY];
 	json_t *all = json_array();
@@ -1776,9 +1797,11 @@ int config_print_reference(FILE *out)
 	for (size_t i = 0; all && i < NKEYS; i++) {
 		const struct key *k = &keys[i];
 		const struct key_doc *d = key_doc(k);
+		const char *type = (size_t)k->type < sizeof type_names / sizeof type_names[0] &&
+				   type_names[k->type] ? type_names[k->type] : "value";
 		describe(k, allowed, sizeof allowed);
 		json_t *row = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s?}", "section",
-					k->section, "name", k->name, "type", type_names[k->type],
+					k->section, "name", k->name, "type", type,
 					"default", k->def, "allowed", allowed, "help", k->help,
 					"doc", d ? d->doc : k->help, "shipped", d ? d->shipped : NULL);
 		if (!row || json_array_append_new(all, row))
