@@ -18,53 +18,48 @@
 
 extern char **environ;
 
-static char *area;   /* start of the writable stretch (argv[0]) */
-static size_t size;  /* its length */
+static char *area;      /* start of the writable stretch (argv[0]) */
+static size_t size;     /* its length */
+static char **kept;     /* every copy of argv's and environ's strings, for good */
+static char **env_copy; /* the array environ was set to (setenv may replace it) */
 
 void proctitle_init(int argc, char **argv)
 {
-	char *end;
-	int n = 0;
+	char **copy = NULL;
+	int n = 0, total;
 
 	if (argc < 1 || !argv[0])
 		return;
-	end = argv[0] + strlen(argv[0]) + 1;
-	for (int i = 1; i < argc; i++)
-		if (argv[i] == end)
-			end = argv[i] + strlen(argv[i]) + 1;
-	char *args[argc];
-	for (int i = 0; i < argc; i++)
-		if (!(args[i] = strdup(argv[i]))) {
-			while (i--)
-				free(args[i]);
-			return;
-		}
 	for (; environ[n]; n++)
 		;
-	char **copy = calloc((size_t)n + 1, sizeof *copy);
-	if (!copy) {
-		for (int i = 0; i < argc; i++)
-			free(args[i]);
-		return;
+	total = argc + n;
+	/* kept[] holds every copy for good: setenv and unsetenv rearrange the
+	 * array environ points to, and a copy they drop must stay reachable. */
+	if (!(kept = calloc((size_t)total + 1, sizeof *kept)) ||
+	    !(copy = calloc((size_t)n + 1, sizeof *copy)))
+		goto fail;
+	char *start = argv[0], *end = start;
+	for (int i = 0; i < total; i++) {
+		char *s = i < argc ? argv[i] : environ[i - argc];
+		if (s == end || i == 0)
+			end = s + strlen(s) + 1; /* the stretch goes on while contiguous */
+		if (!(kept[i] = strdup(s)))
+			goto fail;
 	}
-	for (int i = 0; i < n; i++) {
-		if (environ[i] == end)
-			end = environ[i] + strlen(environ[i]) + 1;
-		if (!(copy[i] = strdup(environ[i]))) {
-			for (int k = 0; k < i; k++)
-				free(copy[k]);
-			free(copy);
-			for (int k = 0; k < argc; k++)
-				free(args[k]);
-			return;
-		}
-	}
-	/* Kept for the life of the process, as the originals were. */
-	environ = copy;
-	area = argv[0];
-	size = (size_t)(end - argv[0]);
+	for (int i = 0; i < n; i++)
+		copy[i] = kept[argc + i];
+	environ = env_copy = copy;
 	for (int i = 0; i < argc; i++)
-		argv[i] = args[i];
+		argv[i] = kept[i];
+	area = start;
+	size = (size_t)(end - start);
+	return;
+fail:
+	for (int i = 0; kept && i < total; i++)
+		free(kept[i]);
+	free(kept);
+	free(copy);
+	kept = NULL;
 }
 
 void proctitle_set(const char *fmt, ...)
