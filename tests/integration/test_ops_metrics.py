@@ -122,6 +122,7 @@ class AppMetrics(unittest.TestCase):
     def test_app_histogram_summed_and_kept_across_a_restart(self):
         s = harness.Server({}, workers=2).start()
         self.addCleanup(s.stop)
+        s.expect_worker_signals(signal.SIGKILL)  # the test kills a worker
 
         def count():
             return parse(s.request("GET", "/metrics")[2].decode()).get(

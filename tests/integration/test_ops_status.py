@@ -97,6 +97,7 @@ class StatusRestarts(unittest.TestCase):
     def test_restart_counted_and_reload_generation(self):
         s = harness.Server({}, workers=1).start()
         self.addCleanup(s.stop)
+        s.expect_worker_signals(signal.SIGKILL)  # the test kills a worker
         old = s.workers()
         os.kill(old[0], signal.SIGKILL)
         self.assertTrue(wait_for(lambda: len(s.workers()) == 1 and s.workers() != old))
