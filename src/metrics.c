@@ -120,9 +120,6 @@ static void render_counters(struct buf *b, int n, const struct scoreboard_counte
 	for (int s = 0; s < n; s++)
 		render_histogram(b, "forkd_request_duration_seconds", s, tot[s].duration,
 				 tot[s].duration_us);
-	help(b, "forkd_hash_duration_seconds", "histogram", "Time a bcrypt job ran on a pool thread.");
-	for (int s = 0; s < n; s++)
-		render_histogram(b, "forkd_hash_duration_seconds", s, tot[s].hash, tot[s].hash_us);
 }
 
 static void render_gauges(struct buf *b, const struct scoreboard *sb, int n)

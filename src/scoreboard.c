@@ -695,14 +695,6 @@ void scoreboard_request_done(void)
 		put32(&self->inflight, get32(&self->inflight) - 1);
 }
 
-void scoreboard_hash_time(double seconds)
-{
-	if (!self)
-		return;
-	add64(&self->c.hash[bucket_of(seconds)], 1);
-	add64(&self->c.hash_us, (uint64_t)(seconds * 1e6));
-}
-
 void scoreboard_bus(uint64_t published, uint64_t received, uint64_t failed)
 {
 	if (!self)

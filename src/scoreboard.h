@@ -54,8 +54,6 @@ struct scoreboard_counters {
 	                                         * method and class: [m][0] = 1xx .. [m][4] = 5xx */
 	uint64_t duration[SCOREBOARD_BUCKETS];   /* responses by duration bucket (not cumulative) */
 	uint64_t duration_us;                    /* sum of response durations, microseconds */
-	uint64_t hash[SCOREBOARD_BUCKETS];       /* bcrypt jobs by run-time bucket */
-	uint64_t hash_us;                        /* sum of bcrypt run times, microseconds */
 	uint64_t bus_published;                  /* shared events published */
 	uint64_t bus_received;                   /* shared events received */
 	uint64_t bus_failed;                     /* shared events lost */
@@ -229,8 +227,6 @@ int scoreboard_route(const char *key, size_t len);
 void scoreboard_response(int method, int route, int status, double seconds);
 /* A request handed to the app is over (answered, or its client left). */
 void scoreboard_request_done(void);
-/* A bcrypt job ran for seconds on a pool thread. */
-void scoreboard_hash_time(double seconds);
 /* Publishes the bus counters (absolute values). */
 void scoreboard_bus(uint64_t published, uint64_t received, uint64_t failed);
 /* n bytes were read from a client. */
