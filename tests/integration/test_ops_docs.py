@@ -8,7 +8,6 @@ file, and the man pages must render without a warning.
 """
 import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -61,16 +60,16 @@ class Docs(unittest.TestCase):
                 self.assertIn("listen = 127.0.0.1:8080\n", r.stdout)
 
     def test_man_pages_render_without_warnings(self):
-        if not shutil.which("man") or not shutil.which("groff"):
-            self.skipTest("man-db and groff-base are not installed")
+        man = harness.need_tool("man", "man-db")
+        groff = harness.need_tool("groff", "groff-base")
         for page in ("forkd.8", "forkd.conf.5"):
             path = os.path.join(harness.ROOT, "docs", "man", page)
             with self.subTest(page=page):
-                r = subprocess.run(["man", "--warnings", "-l", path], capture_output=True,
+                r = subprocess.run([man, "--warnings", "-l", path], capture_output=True,
                                    text=True, env=dict(os.environ, MANWIDTH="80"))
                 self.assertEqual((r.returncode, r.stderr), (0, ""))
                 self.assertIn("forkd", r.stdout)
-                r = subprocess.run(["groff", "-man", "-ww", "-z", path], capture_output=True,
+                r = subprocess.run([groff, "-man", "-ww", "-z", path], capture_output=True,
                                    text=True)
                 self.assertEqual((r.returncode, r.stderr), (0, ""))
 

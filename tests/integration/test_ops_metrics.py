@@ -9,7 +9,6 @@ series; and promtool finding nothing to complain about.
 """
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -107,9 +106,7 @@ class RouteMetrics(harness.ServerCase):
         self.assertGreater(rss, 1 << 20)
 
     def test_promtool_is_clean(self):
-        promtool = shutil.which("promtool")
-        if not promtool:
-            self.skipTest("promtool (Debian package prometheus) is not installed")
+        promtool = harness.need_tool("promtool", "prometheus")
         self.server.request("POST", "/hash", body=b'{"password":"pw"}',
                             headers={"Content-Type": "application/json"})
         self.server.request("GET", "/hello")
