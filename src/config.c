@@ -345,7 +345,9 @@ static const struct key_doc {
 		"Where errors and notices go: a file path (opened for appending, reopened on "
 		"SIGUSR1) or stderr. On stderr under systemd (JOURNAL_STREAM names it) every line"
 		" starts with its syslog priority (<3> error, <4> warn, <6> info, <7> debug), so "
-		"journalctl -p err finds the errors.", NULL },
+		"journalctl -p err finds the errors. A file that cannot be written (a full disk) "
+		"is reported on stderr at most once a minute per process, and the count of lines "
+		"lost is the first line it takes again.", NULL },
 	{ "log", "access_log",
 		"Where one line per request goes: a file path (opened for appending, reopened on "
 		"SIGUSR1), stderr, stdout or off. Lines are buffered and written once a second; a"

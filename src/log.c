@@ -15,7 +15,9 @@
  * A log that cannot be written (a full disk) must not fill the error log in
  * turn: a worker reports failed access-log writes at most once a minute, with
  * the lines and bytes dropped since its last report, and once more when
- * writing works again.
+ * writing works again. The error log itself reports its own failed lines the
+ * same way on stderr (the journal under systemd) when it is a file, and always
+ * in the first line it takes again.
  *
  * Under systemd, stderr is often the journal (systemd then sets
  * JOURNAL_STREAM to the stream's device and inode). Lines written there start
@@ -25,6 +27,7 @@
 #include "log.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -48,7 +51,19 @@ static struct {
 	enum log_level level;
 	int slot;
 	int journal;       /* stderr is the journal: prefix lines with <priority> */
+	int stderr_journal; /* the same, for reports of a failing file on stderr */
 } lg = { .fd = STDERR_FILENO, .level = LOG_INFO, .slot = -1 };
+
+/* Error-log lines the kernel refused since the last report; atomic because
+ * pool threads log too. */
+static struct {
+	atomic_uint_fast64_t lines, bytes;
+	atomic_int err;
+	atomic_llong last_report; /* monotonic milliseconds; 0: none yet */
+} drops;
+
+/* Seconds between two reports of failed writes to one log. */
+#define DROP_REPORT_INTERVAL 60.0
 
 /* Syslog priorities of the levels: debug 7, info 6, warning 4, error 3. */
 static const char priorities[] = { '7', '6', '4', '3' };
@@ -116,13 +131,18 @@ int log_open(const char *path, enum log_level level)
 	if (fd != STDERR_FILENO)
 		strcpy(lg.path, path);
 	lg.level = level;
-	lg.journal = fd == STDERR_FILENO && stderr_is_journal();
+	lg.stderr_journal = stderr_is_journal();
+	lg.journal = fd == STDERR_FILENO && lg.stderr_journal;
 	return 0;
 }
 
 void log_set_slot(int slot)
 {
 	lg.slot = slot;
+	/* a new worker counts and reports its own dropped lines, not its parent's */
+	atomic_store(&drops.lines, 0);
+	atomic_store(&drops.bytes, 0);
+	atomic_store(&drops.last_report, 0);
 }
 
 int log_reopen(void)
@@ -203,6 +223,105 @@ void log_set_request(const char *id)
 	request_ctx = id;
 }
 
+/* Formats one line, its newline included, into line (LOG_LINE bytes); its
+ * length. journal: start with the level as a syslog priority; id: the
+ * request the line is about, or NULL. */
+static size_t format_line(char *line, int journal, enum log_level level, const char *id,
+			  const char *fmt, va_list ap)
+{
+	size_t n = 0;
+	if (journal) {
+		line[n++] = '<';
+		line[n++] = priorities[level];
+		line[n++] = '>';
+	}
+	n += prefix(line + n, LOG_LINE - n, level);
+	size_t room = LOG_LINE - n - 1; /* keep one byte for the newline */
+	int m = vsnprintf(line + n, room + 1, fmt, ap);
+	if (m < 0)
+		m = 0;
+	if ((size_t)m > room) {
+		memcpy(line + n + room - 3, "...", 3);
+		m = (int)room;
+	}
+	if (id && (size_t)m < room) {
+		int k = snprintf(line + n + m, room - (size_t)m + 1, ", request_id: %s", id);
+		m += k < 0 ? 0 : (size_t)k > room - (size_t)m ? (int)(room - (size_t)m) : k;
+	}
+	flatten(line + n, (size_t)m);
+	n += (size_t)m;
+	line[n++] = '\n';
+	return n;
+}
+
+/* Writes a whole line to fd; 0, or the errno of the failure (ENOSPC for a
+ * short write, which on a full disk is what it means). */
+static int write_line(int fd, const char *line, size_t n)
+{
+	ssize_t w;
+
+	while ((w = write(fd, line, n)) < 0 && errno == EINTR)
+		;
+	return w == (ssize_t)n ? 0 : w < 0 ? errno : ENOSPC;
+}
+
+static void write_on(int fd, int journal, enum log_level level, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static void write_on(int fd, int journal, enum log_level level, const char *fmt, ...)
+{
+	char line[LOG_LINE];
+	va_list ap;
+
+	va_start(ap, fmt);
+	size_t n = format_line(line, journal, level, NULL, fmt, ap); /* about no request */
+	va_end(ap);
+	write_line(fd, line, n);
+}
+
+static double mono_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* The error log refused a line of n bytes: counts it, and when the log is a
+ * file and the last report is a minute old, says so on stderr. */
+static void error_log_dropped(size_t n, int err)
+{
+	atomic_fetch_add(&drops.lines, 1);
+	atomic_fetch_add(&drops.bytes, n);
+	atomic_store(&drops.err, err);
+	if (lg.fd == STDERR_FILENO)
+		return; /* nowhere else to say it: the next line that goes through will */
+	long long now = (long long)(mono_now() * 1000) + 1, last = atomic_load(&drops.last_report);
+	if ((last && now - last < (long long)(DROP_REPORT_INTERVAL * 1000)) ||
+	    !atomic_compare_exchange_strong(&drops.last_report, &last, now))
+		return;
+	unsigned long long lines = atomic_exchange(&drops.lines, 0);
+	unsigned long long bytes = atomic_exchange(&drops.bytes, 0);
+	write_on(STDERR_FILENO, lg.stderr_journal, LOG_ERROR,
+		 "error log %s: %s; %llu lines (%llu bytes) dropped since the last report; "
+		 "the next report in %.0f s at the earliest", lg.path, strerror(err), lines, bytes,
+		 DROP_REPORT_INTERVAL);
+}
+
+/* A line went through after failures: the log says what it lost. */
+static void error_log_recovered(void)
+{
+	unsigned long long lines = atomic_exchange(&drops.lines, 0);
+	unsigned long long bytes = atomic_exchange(&drops.bytes, 0);
+
+	/* written whatever [log] level says: it is about lines of every level */
+	if (lines)
+		write_on(lg.fd, lg.journal, LOG_WARN, "error log %s: writing again after %s; %llu "
+			 "lines (%llu bytes) dropped since the last report",
+			 lg.path[0] ? lg.path : "stderr", strerror(atomic_load(&drops.err)), lines,
+			 bytes);
+}
+
 void log_write(enum log_level level, const char *fmt, ...)
 {
 	char line[LOG_LINE];
@@ -211,32 +330,14 @@ void log_write(enum log_level level, const char *fmt, ...)
 	if (level < lg.level)
 		return;
 	int saved = errno; /* callers often log and then look at errno */
-	size_t n = 0;
-	if (lg.journal) {
-		line[n++] = '<';
-		line[n++] = priorities[level];
-		line[n++] = '>';
-	}
-	n += prefix(line + n, sizeof line - n, level);
-	size_t room = sizeof line - n - 1; /* keep one byte for the newline */
 	va_start(ap, fmt);
-	int m = vsnprintf(line + n, room + 1, fmt, ap);
+	size_t n = format_line(line, lg.journal, level, request_ctx, fmt, ap);
 	va_end(ap);
-	if (m < 0)
-		m = 0;
-	if ((size_t)m > room) {
-		memcpy(line + n + room - 3, "...", 3);
-		m = (int)room;
-	}
-	if (request_ctx && (size_t)m < room) {
-		int k = snprintf(line + n + m, room - (size_t)m + 1, ", request_id: %s", request_ctx);
-		m += k < 0 ? 0 : (size_t)k > room - (size_t)m ? (int)(room - (size_t)m) : k;
-	}
-	flatten(line + n, (size_t)m);
-	n += (size_t)m;
-	line[n++] = '\n';
-	while (write(lg.fd, line, n) < 0 && errno == EINTR)
-		;
+	int err = write_line(lg.fd, line, n);
+	if (err)
+		error_log_dropped(n, err);
+	else if (atomic_load_explicit(&drops.lines, memory_order_relaxed))
+		error_log_recovered();
 	errno = saved;
 }
 
@@ -254,17 +355,6 @@ static struct {
 	double last_report;                    /* monotonic seconds; 0: none yet */
 	int failing;                           /* the last write failed */
 } al = { .fd = -1 };
-
-/* Seconds between two reports of failed access-log writes. */
-#define DROP_REPORT_INTERVAL 60.0
-
-static double mono_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static uint64_t count_lines(const char *s, size_t n)
 {

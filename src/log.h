@@ -9,7 +9,8 @@ enum log_level { LOG_DEBUG = 0, LOG_INFO = 1, LOG_WARN = 2, LOG_ERROR = 3 };
 
 /* Opens the error log at path ("stderr" or NULL for stderr) with a minimum level; 0 or -errno. */
 int log_open(const char *path, enum log_level level);
-/* Sets the slot shown in each line (-1 for the primary). */
+/* Sets the slot shown in each line (-1 for the primary); in a new worker it
+ * also starts the worker's own count of error-log lines a full disk dropped. */
 void log_set_slot(int slot);
 /* Whether forkd could write the log file path ("stderr", "stdout", "off"
  * always can), found without creating or truncating it: an existing file is

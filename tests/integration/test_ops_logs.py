@@ -5,11 +5,14 @@ forkd makes) to the response, the access log and every error-log line about
 the request. The json access log is read back with Python's json module,
 whatever bytes the client sent. With stderr on the journal (JOURNAL_STREAM
 names it), error-log lines carry syslog priorities. An access log that cannot
-be written (/dev/full) is reported once, not once per flush.
+be written (/dev/full) is reported once, not once per flush; an error log that
+cannot be written is reported once per process on stderr, and the lines it
+lost are counted in the first line it takes again.
 """
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -201,6 +204,70 @@ class FullDisk(unittest.TestCase):
         m = re.search(r"No space left on device; (\d+) lines \((\d+) bytes\) dropped", lines[0])
         self.assertTrue(m, lines[0])
         self.assertGreater(int(m.group(1)), 0)
+
+    def test_failed_error_log_reported_on_stderr_then_counted_on_recovery(self):
+        s = Server({}, workers=2)
+        self.addCleanup(s.stop)
+        link = os.path.join(s.dir, "err.log")
+        real = os.path.join(s.dir, "err-real.log")
+        os.symlink("/dev/full", link)
+        s.sections["log"].update(error_log=link, level="debug")
+        s.write_conf()
+        s.start()
+        sent = 0
+
+        def not_found(n):
+            nonlocal sent
+            c = s.http()  # a new connection each time: both workers get some
+            try:
+                for _ in range(n):
+                    c.request("GET", "/missing")
+                    r = c.getresponse()
+                    r.read()
+                    self.assertEqual(r.status, 404)
+                    sent += 1
+            finally:
+                c.close()
+
+        # Every 404 is a debug line the full disk refuses, for over two seconds.
+        deadline = time.monotonic() + 2.5
+        while time.monotonic() < deadline or sent < 400:
+            not_found(20)
+        s.problems()  # reads what forkd wrote on stderr so far
+        prefix = "error log %s: No space left on device; " % link
+        reports = [l for l in s.stderr_text.decode().splitlines() if prefix in l]
+        pids = [l.split("#")[0].split()[-1] for l in reports]
+        self.assertGreaterEqual(len(reports), 2, s.stderr_text)  # the primary and a worker
+        self.assertEqual(len(pids), len(set(pids)), "\n".join(reports))  # once a minute
+        self.assertTrue(all("the next report in 60 s at the earliest" in l for l in reports))
+        dropped = sum(int(re.search(r"; (\d+) lines \(\d+ bytes\) dropped", l).group(1))
+                      for l in reports)
+
+        refused = sent
+        # The disk has room again: the log moves to a file and reopens.
+        os.symlink(real, link + ".new")
+        os.replace(link + ".new", link)
+        s.send_signal(signal.SIGUSR1)
+        again = re.compile(r"\[warn\] \d+#(\w+): error log %s: writing again after No space "
+                           r"left on device; (\d+) lines \((\d+) bytes\) dropped since the "
+                           r"last report$" % re.escape(link), re.M)
+
+        def recovered():
+            not_found(10)
+            try:
+                with open(real) as f:
+                    found = {who: (int(n), int(b)) for who, n, b in again.findall(f.read())}
+            except FileNotFoundError:
+                return None
+            return found if {"0", "1"} <= set(found) else None  # both workers
+        found = wait_for(recovered, 10)
+        self.assertTrue(found, "no 'writing again' line from each worker")
+        dropped += sum(n for n, _ in found.values())
+        # Every refused 404 line is counted in a report or a recovery line
+        # (the primary's and lines written after the swap add to it: at least).
+        self.assertGreaterEqual(dropped, refused, found)
+        self.assertTrue(all(b > n * 40 for n, b in found.values()), found)
+        s.error_log = real  # the stop's checks read the log forkd writes now
 
 
 if __name__ == "__main__":
