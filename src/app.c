@@ -34,6 +34,8 @@ struct app *app_new(struct ev_loop *loop, const struct config *cfg, int slot)
 	addr_list_parse(&app->metrics_allow, cfg->metrics_allow, NULL, 0);
 	app->events = emitter_new();
 	app->router = app->events ? router_new(app->events) : NULL;
+	app->request_hash = emitter_hash("request", strlen("request"));
+	app->finish_hash = emitter_hash("finish", strlen("finish"));
 	if (!app->router) {
 		app_free(app);
 		return NULL;
@@ -225,7 +227,7 @@ static void app_finish(struct app *app, struct request *req)
 {
 	struct route_event ev = {req, &req->res, FORKD_DONE};
 
-	emitter_emit(app->events, "finish", &ev);
+	emitter_emit_hashed(app->events, "finish", strlen("finish"), app->finish_hash, &ev);
 	scoreboard_request_done();
 	scoreboard_response(req->method_id, req->route, req->res.status, request_seconds(app, req));
 	access_log_request(app, req, 0);

@@ -55,6 +55,7 @@ struct app {
 	void *error_udata;
 	route_fn on_not_found;          /* app_on_not_found; NULL = a 404 error */
 	void *not_found_udata;
+	uint64_t request_hash, finish_hash; /* of the keys emitted on every request */
 };
 
 /* Creates the app with its emitter and router; NULL on ENOMEM. */

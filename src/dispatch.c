@@ -256,7 +256,8 @@ static void run_route(struct app *app, struct request *req)
 		unrouted(app, req, st, &m);
 		return;
 	}
-	req->route = (int16_t)scoreboard_route(m.key, m.key_len); /* a registered pattern */
+	/* a registered pattern */
+	req->route = (int16_t)scoreboard_route_hashed(m.key, m.key_len, m.key_hash);
 	req->nparams = m.nparams;
 	for (size_t i = 0; i < m.nparams; i++) {
 		req->params[i].name = m.params[i].name;
@@ -264,7 +265,7 @@ static void run_route(struct app *app, struct request *req)
 		req->params[i].value = m.params[i].value;
 		req->params[i].value_len = m.params[i].value_len;
 	}
-	int rc = emitter_emitn(app->events, m.key, m.key_len, &ev);
+	int rc = emitter_emit_hashed(app->events, m.key, m.key_len, m.key_hash, &ev);
 	after_handler(app, req, rc < 0 ? rc : ev.result);
 }
 
@@ -333,7 +334,8 @@ void app_handle(struct app *app, struct request *req)
 	if (req->query && too_many_params(app, req)) {
 		answer_error(app, req, 400, "too many query parameters");
 	} else {
-		int rc = emitter_emit(app->events, "request", &ev);
+		int rc = emitter_emit_hashed(app->events, "request", strlen("request"),
+					     app->request_hash, &ev);
 		if (rc < 0)
 			fail_code(app, req, rc);
 		else if (!response_started(&req->res)) /* else a "request" listener answered */

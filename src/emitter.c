@@ -95,11 +95,17 @@ static size_t find_slot(const struct emitter *e, const char *key, size_t len, ui
 	return i;
 }
 
-static struct entry *lookup(const struct emitter *e, const char *key, size_t len)
+static struct entry *lookup_hashed(const struct emitter *e, const char *key, size_t len,
+				   uint64_t h)
 {
-	size_t i = find_slot(e, key, len, buf_hash(key, len));
+	size_t i = find_slot(e, key, len, h);
 
 	return e->slots[i].key ? &e->slots[i] : NULL;
+}
+
+static struct entry *lookup(const struct emitter *e, const char *key, size_t len)
+{
+	return lookup_hashed(e, key, len, buf_hash(key, len));
 }
 
 /* Doubles the table; the entries move, so no entry pointer survives this. */
@@ -325,11 +331,17 @@ static int run(struct emitter *e, const char *key, size_t len, struct listener *
 	return ran;
 }
 
-int emitter_emitn(struct emitter *e, const char *key, size_t key_len, void *event)
+uint64_t emitter_hash(const char *key, size_t key_len)
+{
+	return buf_hash(key, key_len);
+}
+
+int emitter_emit_hashed(struct emitter *e, const char *key, size_t key_len, uint64_t hash,
+			void *event)
 {
 	struct listener *stack[SNAPSHOT_STACK];
 	struct listener **snap = stack;
-	const struct entry *en = lookup(e, key, key_len);
+	const struct entry *en = lookup_hashed(e, key, key_len, hash);
 
 	if (!en || en->n == 0)
 		return 0;
@@ -348,16 +360,26 @@ int emitter_emitn(struct emitter *e, const char *key, size_t key_len, void *even
 	return rc;
 }
 
+int emitter_emitn(struct emitter *e, const char *key, size_t key_len, void *event)
+{
+	return emitter_emit_hashed(e, key, key_len, buf_hash(key, key_len), event);
+}
+
 int emitter_emit(struct emitter *e, const char *key, void *event)
 {
 	return emitter_emitn(e, key, strlen(key), event);
 }
 
-bool emitter_has(const struct emitter *e, const char *key, size_t key_len)
+bool emitter_has_hashed(const struct emitter *e, const char *key, size_t key_len, uint64_t hash)
 {
-	const struct entry *en = lookup(e, key, key_len);
+	const struct entry *en = lookup_hashed(e, key, key_len, hash);
 
 	return en && en->n > 0;
+}
+
+bool emitter_has(const struct emitter *e, const char *key, size_t key_len)
+{
+	return emitter_has_hashed(e, key, key_len, buf_hash(key, key_len));
 }
 
 size_t emitter_listener_count(const struct emitter *e, const char *key)

@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct emitter;
 
@@ -34,6 +35,13 @@ int emitter_emit(struct emitter *e, const char *key, void *event);
 int emitter_emitn(struct emitter *e, const char *key, size_t key_len, void *event);
 /* Whether key has any listener, without running them (key given as bytes). */
 bool emitter_has(const struct emitter *e, const char *key, size_t key_len);
+/* The hash of a key (buf_hash): a caller that looks one key up more than once
+ * (the router, then the dispatcher) hashes it once and passes it to the
+ * _hashed forms, which are otherwise emitter_emitn and emitter_has. */
+uint64_t emitter_hash(const char *key, size_t key_len);
+int emitter_emit_hashed(struct emitter *e, const char *key, size_t key_len, uint64_t hash,
+			void *event);
+bool emitter_has_hashed(const struct emitter *e, const char *key, size_t key_len, uint64_t hash);
 /* Number of listeners registered for key. */
 size_t emitter_listener_count(const struct emitter *e, const char *key);
 /* Removes all listeners of key, or of every key when key is NULL. */

@@ -85,6 +85,14 @@ static int version_byte(struct http_frame *f, unsigned char c, const char **reas
 	return 0;
 }
 
+/* Whether the version starts at p whole (len bytes there): "HTTP/" DIGIT "."
+ * DIGIT, then checked in one step instead of byte by byte. */
+static bool version_whole(const struct http_frame *f, const char *p, size_t len)
+{
+	return f->version_len == 0 && len >= sizeof "HTTP/1.1" - 1 && !memcmp(p, "HTTP/", 5) &&
+	       p[5] >= '0' && p[5] <= '9' && p[6] == '.' && p[7] >= '0' && p[7] <= '9';
+}
+
 /* One byte of the request line (not CR or LF). */
 static int request_line_byte(struct http_frame *f, uint8_t *st, unsigned char c,
 			     const char **reason)
@@ -192,6 +200,12 @@ static int scan_lines(struct http_frame *f, uint8_t *state, const char *data, si
 			while (i + 1 < len && (plain[(unsigned char)data[i + 1]] & cls))
 				i++;
 			/* the run ended on a byte that is no space: as request_line_byte */
+			st = (uint8_t)((st & ~LS_SP) | LS_IN_LINE);
+			continue;
+		}
+		if (!cls && !(st & (LS_CR | LS_FIELDS)) && version_whole(f, data + i, len - i)) {
+			f->version_len = sizeof "HTTP/1.1" - 1;
+			i += f->version_len - 1;
 			st = (uint8_t)((st & ~LS_SP) | LS_IN_LINE);
 			continue;
 		}

@@ -235,6 +235,7 @@ static void set_key(struct route_match *m, const char *method, size_t mlen, cons
 	memcpy(m->key + mlen + 1, path, plen);
 	m->key_len = mlen + 1 + plen;
 	m->key[m->key_len] = '\0';
+	m->key_hash = emitter_hash(m->key, m->key_len);
 }
 
 /* Looks for a route of exactly this method; the caller checked the key fits. */
@@ -245,7 +246,7 @@ static bool try_method(const struct router *r, const char *method, size_t mlen, 
 	m->nparams = 0;
 	/* A request for the literal text of a pattern ("/users/:id") is not an
 	 * exact hit: its handler counts on its parameters being filled in. */
-	if (!memmem(path, plen, "/:", 2) && emitter_has(r->e, m->key, m->key_len))
+	if (!memmem(path, plen, "/:", 2) && emitter_has_hashed(r->e, m->key, m->key_len, m->key_hash))
 		return true;
 	int mi = method_index(method, mlen);
 	for (size_t i = 0; mi >= 0 && i < r->npatterns; i++) {

@@ -39,6 +39,7 @@ enum router_status {
 struct route_match {
 	char key[ROUTER_MAX_KEY];
 	size_t key_len;
+	uint64_t key_hash; /* emitter_hash of key, when found */
 	struct route_param params[ROUTER_MAX_PARAMS];
 	size_t nparams;
 	char allow[128];

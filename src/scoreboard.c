@@ -65,6 +65,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "buf.h"
 #include "pool.h"
 
 static struct scoreboard *sb;
@@ -599,15 +600,6 @@ static void forget_caches(void)
 	memset(code_cache, 0, sizeof code_cache);
 }
 
-static uint64_t fnv(const char *s, size_t n)
-{
-	uint64_t h = 1469598103934665603ull;
-
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
-	return h;
-}
-
 static int route_lookup(const char *key, size_t len)
 {
 	for (int i = SCOREBOARD_ROUTE_OVERFLOW + 1; i < SCOREBOARD_ROUTES; i++) {
@@ -623,11 +615,15 @@ static int route_lookup(const char *key, size_t len)
 
 int scoreboard_route(const char *key, size_t len)
 {
+	return scoreboard_route_hashed(key, len, buf_hash(key, len));
+}
+
+int scoreboard_route_hashed(const char *key, size_t len, uint64_t h)
+{
 	if (!sb || !len)
 		return SCOREBOARD_ROUTE_UNMATCHED;
 	if (len >= SCOREBOARD_ROUTE_KEY)
 		return SCOREBOARD_ROUTE_OVERFLOW;
-	uint64_t h = fnv(key, len);
 	unsigned i = (unsigned)h % ROUTE_CACHE;
 	for (unsigned probes = 0; probes < ROUTE_CACHE; probes++, i = (i + 1) % ROUTE_CACHE) {
 		int r = route_cache[i].route;

@@ -221,6 +221,8 @@ void scoreboard_idle(void);
  * claimed there; SCOREBOARD_ROUTE_OVERFLOW when the table is full or the key
  * too long. Cached per process, so a known key costs a hash. */
 int scoreboard_route(const char *key, size_t len);
+/* The same for a key whose buf_hash the caller has already. */
+int scoreboard_route_hashed(const char *key, size_t len, uint64_t hash);
 /* A response with status was completed for a request of method (an enum
  * llhttp_method) on route (scoreboard_route's entry) after seconds (bad
  * requests included). */
