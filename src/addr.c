@@ -2,6 +2,7 @@
 #include "addr.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -102,4 +103,50 @@ bool addr_list_match(const struct addr_list *list, const struct in6_addr *addr)
 		if (in_range(&list->ranges[i], addr))
 			return true;
 	return false;
+}
+
+const char *addr_split_hostport(const char *s, char *host, size_t hlen, int *v6, int *port)
+{
+	const char *colon, *h = s;
+	size_t n;
+
+	*v6 = *s == '[';
+	if (*v6) {
+		const char *close = strchr(s, ']');
+		if (!close)
+			return "missing ']' after an IPv6 address";
+		h = s + 1;
+		n = (size_t)(close - h);
+		colon = close + 1;
+		if (*colon != ':')
+			return *colon ? "unexpected text after ']'" : "missing :PORT";
+	} else {
+		colon = strrchr(s, ':');
+		if (!colon)
+			return "missing :PORT";
+		n = (size_t)(colon - s);
+		if (memchr(s, ':', n))
+			return "an IPv6 address needs [brackets]";
+	}
+	if (n == 0)
+		return "missing address (use * for every address)";
+	if (n >= hlen)
+		return "address too long";
+	memcpy(host, h, n);
+	host[n] = '\0';
+
+	const char *p = colon + 1;
+	if (!*p)
+		return "missing port number";
+	long port_n = 0;
+	for (; *p; p++) {
+		if (!isdigit((unsigned char)*p))
+			return "port is not a number";
+		if (port_n <= 65535)
+			port_n = port_n * 10 + (*p - '0');
+	}
+	if (port_n < 1 || port_n > 65535)
+		return "port out of range";
+	*port = (int)port_n;
+	return NULL;
 }

@@ -61,6 +61,7 @@
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
+#include "addr.h"
 #include "log.h"
 #include "pool.h"
 
@@ -445,28 +446,15 @@ static void link_init(struct bus *b, struct link *l, const char *name, bool subs
 /* "host:port" or "[v6]:port" into b->host and b->port; 0 or -EINVAL. */
 static int parse_hostport(struct bus *b, const char *s)
 {
-	const char *colon = strrchr(s, ':');
 	struct in6_addr a6;
 	struct in_addr a4;
+	int v6, port;
 
-	if (!colon || !colon[1] || strlen(colon + 1) >= sizeof b->port)
+	if (addr_split_hostport(s, b->host, sizeof b->host, &v6, &port))
 		return -EINVAL;
-	const char *h = s;
-	size_t n = (size_t)(colon - s);
-	if (n >= 2 && h[0] == '[' && h[n - 1] == ']') {
-		h++;
-		n -= 2;
-	}
-	if (n == 0 || n >= sizeof b->host)
-		return -EINVAL;
-	memcpy(b->host, h, n);
-	b->host[n] = '\0';
-	snprintf(b->port, sizeof b->port, "%s", colon + 1);
-	int port = atoi(b->port);
-	if (port < 1 || port > 65535)
-		return -EINVAL;
+	snprintf(b->port, sizeof b->port, "%d", port);
 	b->numeric = inet_pton(AF_INET, b->host, &a4) == 1 || inet_pton(AF_INET6, b->host, &a6) == 1;
-	return 0;
+	return v6 && !b->numeric ? -EINVAL : 0;
 }
 
 struct bus *bus_new(const struct bus_hooks *hooks, const char *hostport)

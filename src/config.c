@@ -663,61 +663,13 @@ static int parse_bool(const char *v, int *out, char *why)
 
 /* ---- addresses ---- */
 
-/* Splits "host:port" or "[v6]:port"; host gets the part before the port
- * without brackets, *v6 says whether it was bracketed. A reason, or NULL. */
-static const char *split_hostport(const char *s, char *host, size_t hlen, int *v6, int *port)
-{
-	const char *colon, *h = s;
-	size_t n;
-
-	*v6 = *s == '[';
-	if (*v6) {
-		const char *close = strchr(s, ']');
-		if (!close)
-			return "missing ']' after an IPv6 address";
-		h = s + 1;
-		n = (size_t)(close - h);
-		colon = close + 1;
-		if (*colon != ':')
-			return *colon ? "unexpected text after ']'" : "missing :PORT";
-	} else {
-		colon = strrchr(s, ':');
-		if (!colon)
-			return "missing :PORT";
-		n = (size_t)(colon - s);
-		if (memchr(s, ':', n))
-			return "an IPv6 address needs [brackets]";
-	}
-	if (n == 0)
-		return "missing address (use * for every address)";
-	if (n >= hlen)
-		return "address too long";
-	memcpy(host, h, n);
-	host[n] = '\0';
-
-	const char *p = colon + 1;
-	if (!*p)
-		return "missing port number";
-	long port_n = 0;
-	for (; *p; p++) {
-		if (!isdigit((unsigned char)*p))
-			return "port is not a number";
-		if (port_n <= 65535)
-			port_n = port_n * 10 + (*p - '0');
-	}
-	if (port_n < 1 || port_n > 65535)
-		return "port out of range";
-	*port = (int)port_n;
-	return NULL;
-}
-
 /* config_parse_addr with the reason for a refusal; NULL when valid. */
 static const char *addr_why(const char *s, struct config_addr *addr)
 {
 	char host[sizeof addr->host];
 	unsigned char bin[16];
 	int v6, port;
-	const char *why = split_hostport(s, host, sizeof host, &v6, &port);
+	const char *why = addr_split_hostport(s, host, sizeof host, &v6, &port);
 
 	if (why)
 		return why;
@@ -787,7 +739,7 @@ static int check_hostport(const char *v, char *why)
 
 	if (!*v)
 		return 0;
-	const char *r = split_hostport(v, host, sizeof host, &v6, &port);
+	const char *r = addr_split_hostport(v, host, sizeof host, &v6, &port);
 	if (r)
 		return say(why, "%s", r);
 	if (v6 && inet_pton(AF_INET6, host, bin) != 1)
@@ -834,7 +786,7 @@ static const char *listen_why(const char *v, struct config_addr *addr)
 		addr->port = (int)n;
 		return NULL;
 	}
-	const char *why = split_hostport(v, host, sizeof host, &v6, &port);
+	const char *why = addr_split_hostport(v, host, sizeof host, &v6, &port);
 	if (why)
 		return why;
 	if (v6 && inet_pton(AF_INET6, host, bin) != 1)
@@ -1660,9 +1612,9 @@ static struct key app_row(const char *section, const struct app_key *k)
 /* Parses v as row into *num; 0 or -EINVAL with why. */
 static int app_parse(const struct key *row, const char *v, double *num, char *why)
 {
-	long long n;
-	size_t size;
-	int b;
+	long long n = 0;
+	size_t size = 0;
+	int b = 0;
 	int rc;
 
 	switch (row->type) {

@@ -84,6 +84,32 @@ static void test_bad_items_are_named(void **state)
 	assert_int_equal(addr_list_parse(&l, "1.2.3.4.5", bad, sizeof bad), -EINVAL);
 }
 
+/* The one host:port parser, shared by listen and [bus] redis. */
+static void test_split_hostport(void **state)
+{
+	char host[16];
+	int v6, port;
+	(void)state;
+	assert_null(addr_split_hostport("redis.local:6379", host, sizeof host, &v6, &port));
+	assert_string_equal(host, "redis.local");
+	assert_int_equal(port, 6379);
+	assert_false(v6);
+	assert_null(addr_split_hostport("[::1]:80", host, sizeof host, &v6, &port));
+	assert_string_equal(host, "::1");
+	assert_true(v6);
+	assert_string_equal(addr_split_hostport("::1:80", host, sizeof host, &v6, &port),
+			    "an IPv6 address needs [brackets]");
+	assert_string_equal(addr_split_hostport("[::1]", host, sizeof host, &v6, &port),
+			    "missing :PORT");
+	assert_string_equal(addr_split_hostport("h:65536", host, sizeof host, &v6, &port),
+			    "port out of range");
+	assert_string_equal(addr_split_hostport("h:8x", host, sizeof host, &v6, &port),
+			    "port is not a number");
+	assert_string_equal(addr_split_hostport("a-name-too-long-for-it:1", host, sizeof host, &v6,
+						&port),
+			    "address too long");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -92,6 +118,7 @@ int main(void)
 		cmocka_unit_test(test_v6_ranges_and_everything),
 		cmocka_unit_test(test_empty_list_matches_nothing),
 		cmocka_unit_test(test_bad_items_are_named),
+		cmocka_unit_test(test_split_hostport),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
