@@ -26,24 +26,10 @@
 #include <ev.h>
 
 #include "accepts.h"
-#include "app.h"
-#include "config.h"
-#include "conn.h"
 #include "cookie.h"
 #include "form.h"
+#include "wire.h"
 
-#define MAX_TURNS 1000
-#define POLL_MS 5
-
-struct fixture {
-	struct ev_loop *loop;
-	struct config cfg;
-	struct app *app;
-	struct conn_env env;
-	int client;
-	struct buf got;
-	bool eof;
-};
 
 struct resp {
 	int status;
@@ -283,26 +269,16 @@ static int not_found_custom(struct request *req, struct response *res, void *uda
 static int setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof *f);
-	int sv[2];
 
 	memset(&t, 0, sizeof t);
 	hold_delay = 0.001;
 	if (!f)
 		return -1;
-	f->loop = ev_loop_new(EVFLAG_AUTO);
-	test_loop = f->loop;
-	config_defaults(&f->cfg);
-	f->app = f->loop ? app_new(f->loop, &f->cfg, 0) : NULL;
-	if (!f->app || conn_env_init(&f->env, f->loop, f->app, &app_conn_handler, &f->cfg))
-		return -1;
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv))
-		return -1;
-	struct sockaddr_in peer = {.sin_family = AF_INET, .sin_port = htons(40000)};
-	peer.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (conn_open(&f->env, sv[0], (struct sockaddr *)&peer, sizeof peer))
-		return -1;
-	f->client = sv[1];
 	*state = f;
+	test_loop = NULL;
+	if (fixture_open(f))
+		return -1;
+	test_loop = f->loop;
 	return 0;
 }
 
@@ -310,69 +286,14 @@ static int teardown(void **state)
 {
 	struct fixture *f = *state;
 
-	conn_close_all(&f->env);
-	conn_env_free(&f->env);
-	app_free(f->app);
-	ev_loop_destroy(f->loop);
-	if (f->client >= 0)
-		close(f->client);
-	buf_free(&f->got);
+	fixture_close(f);
 	free(f);
 	return 0;
 }
 
-static void send_raw(struct fixture *f, const char *data)
-{
-	size_t len = strlen(data), off = 0;
-
-	for (int turns = 0; off < len && turns < MAX_TURNS; turns++) {
-		ssize_t n = write(f->client, data + off, len - off);
-		if (n > 0)
-			off += (size_t)n;
-		ev_run(f->loop, EVRUN_NOWAIT);
-	}
-	assert_int_equal(off, len);
-}
-
-static void turn(struct fixture *f)
-{
-	char tmp[65536];
-	struct pollfd p = {.fd = f->client, .events = POLLIN};
-
-	ev_run(f->loop, EVRUN_NOWAIT);
-	if (f->eof || f->client < 0)
-		return;
-	poll(&p, 1, POLL_MS);
-	for (;;) {
-		ssize_t n = read(f->client, tmp, sizeof tmp);
-		if (n == 0)
-			f->eof = true;
-		if (n <= 0)
-			return;
-		assert_int_equal(buf_append(&f->got, tmp, (size_t)n), 0);
-	}
-}
-
 static const char *header(const struct resp *r, const char *name)
 {
-	static char values[4][512];
-	static int next;
-	size_t nlen = strlen(name);
-
-	for (const char *line = strstr(r->head, "\r\n"); line && line[2];
-	     line = strstr(line + 2, "\r\n")) {
-		const char *l = line + 2;
-		if (strncasecmp(l, name, nlen) == 0 && l[nlen] == ':') {
-			const char *v = l + nlen + 1;
-			while (*v == ' ')
-				v++;
-			const char *e = strstr(v, "\r\n");
-			char *out = values[next++ % 4];
-			snprintf(out, 512, "%.*s", (int)(e - v), v);
-			return out;
-		}
-	}
-	return NULL;
+	return head_value(r->head, name);
 }
 
 /* Takes one Content-Length-framed response (no body for HEAD and 204). */
@@ -404,7 +325,7 @@ static void expect(struct fixture *f, bool has_body, struct resp *r)
 	for (int i = 0; i < MAX_TURNS; i++) {
 		if (take(f, has_body, r))
 			return;
-		turn(f);
+		turn(f, true);
 	}
 	fail_msg("no complete response; got %zu bytes", f->got.len);
 }
@@ -623,7 +544,7 @@ static void test_client_leaves_while_held(void **state)
 	close(f->client);
 	f->client = -1;
 	for (int i = 0; i < MAX_TURNS && !t.aborts; i++)
-		turn(f);
+		turn(f, true);
 	assert_int_equal(t.aborts, 1);
 	assert_int_equal(t.data_freed, 1);
 	assert_int_equal(t.timers_fired, 0);
@@ -863,7 +784,7 @@ static void test_expect_continue_and_middleware(void **state)
 	send_raw(f, "POST /exp/x HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\n"
 		    "Content-Length: 2\r\n\r\n");
 	for (int i = 0; i < MAX_TURNS && f->got.len < 25; i++)
-		turn(f);
+		turn(f, true);
 	assert_true(f->got.len >= 25);
 	assert_memory_equal(f->got.data, "HTTP/1.1 100 Continue\r\n\r\n", 25);
 	buf_consume(&f->got, 25);

@@ -26,14 +26,9 @@
 
 #include <ev.h>
 
-#include "app.h"
-#include "config.h"
-#include "conn.h"
 #include "response.h"
+#include "wire.h"
 
-/* How many loop turns (each waiting up to POLL_MS for bytes) before giving up. */
-#define MAX_TURNS 1000
-#define POLL_MS 5
 
 #define BIG_LEN 10000             /* a static body sent by reference */
 #define HUGE_LEN (1024 * 1024)    /* larger than the socket buffers */
@@ -42,16 +37,6 @@
 
 static char big[BIG_LEN];
 static char huge[HUGE_LEN];
-
-struct fixture {
-	struct ev_loop *loop;
-	struct config cfg;
-	struct app *app;
-	struct conn_env env;
-	int client;       /* our end of the socketpair */
-	struct buf got;   /* bytes read from the server, not yet parsed */
-	bool eof;         /* the server closed its side */
-};
 
 /* One parsed response. raw_body is the body as framed (chunk sizes included);
  * body is the payload. */
@@ -288,14 +273,11 @@ static int get_pressure(struct request *req, struct response *res, void *udata)
 static int setup(void **state)
 {
 	struct fixture *f = calloc(1, sizeof *f);
-	int sv[2];
 
 	if (!f)
 		return -1;
-	f->loop = ev_loop_new(EVFLAG_AUTO);
-	config_defaults(&f->cfg);
-	f->app = f->loop ? app_new(f->loop, &f->cfg, 0) : NULL;
-	if (!f->app || conn_env_init(&f->env, f->loop, f->app, &app_conn_handler, &f->cfg))
+	*state = f;
+	if (fixture_open(f))
 		return -1;
 	if (app_get(f->app, "/text", get_text, NULL) || app_get(f->app, "/json", get_json, NULL) ||
 	    app_get(f->app, "/error", get_error, NULL) ||
@@ -309,18 +291,10 @@ static int setup(void **state)
 	    app_get(f->app, "/later", get_later, f->app) ||
 	    app_get(f->app, "/pressure", get_pressure, NULL))
 		return -1;
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv))
-		return -1;
-	struct sockaddr_in peer = {.sin_family = AF_INET, .sin_port = htons(40000)};
-	peer.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (conn_open(&f->env, sv[0], (struct sockaddr *)&peer, sizeof peer))
-		return -1;
-	f->client = sv[1];
 	for (size_t i = 0; i < sizeof big; i++)
 		big[i] = (char)('a' + i % 26);
 	for (size_t i = 0; i < sizeof huge; i++)
 		huge[i] = (char)(i % 253);
-	*state = f;
 	return 0;
 }
 
@@ -328,50 +302,12 @@ static int teardown(void **state)
 {
 	struct fixture *f = *state;
 
-	conn_close_all(&f->env);
-	conn_env_free(&f->env);
-	app_free(f->app);
-	ev_loop_destroy(f->loop);
-	close(f->client);
-	buf_free(&f->got);
+	fixture_close(f);
 	free(f);
 	return 0;
 }
 
 /* ---- talking to the connection ---- */
-
-static void send_raw(struct fixture *f, const char *data)
-{
-	size_t len = strlen(data), off = 0;
-
-	for (int turns = 0; off < len && turns < MAX_TURNS; turns++) {
-		ssize_t n = write(f->client, data + off, len - off);
-		if (n > 0)
-			off += (size_t)n;
-		ev_run(f->loop, EVRUN_NOWAIT);
-	}
-	assert_int_equal(off, len);
-}
-
-/* One loop turn, then whatever bytes the server has written (waiting a little). */
-static void turn(struct fixture *f, bool read_them)
-{
-	char tmp[65536];
-	struct pollfd p = {.fd = f->client, .events = POLLIN};
-
-	ev_run(f->loop, EVRUN_NOWAIT);
-	if (!read_them || f->eof)
-		return;
-	poll(&p, 1, POLL_MS);
-	for (;;) {
-		ssize_t n = read(f->client, tmp, sizeof tmp);
-		if (n == 0)
-			f->eof = true;
-		if (n <= 0)
-			return;
-		assert_int_equal(buf_append(&f->got, tmp, (size_t)n), 0);
-	}
-}
 
 static const char *find_crlf2(const char *p, size_t len)
 {
@@ -381,27 +317,9 @@ static const char *find_crlf2(const char *p, size_t len)
 	return NULL;
 }
 
-/* The value of header name in a head, or NULL; at most 8 lookups live at once. */
 static const char *header(const struct resp *r, const char *name)
 {
-	static char values[8][512];
-	static int next;
-	size_t nlen = strlen(name);
-
-	for (const char *line = strstr(r->head, "\r\n"); line && line[2];
-	     line = strstr(line + 2, "\r\n")) {
-		const char *l = line + 2;
-		if (strncasecmp(l, name, nlen) == 0 && l[nlen] == ':') {
-			const char *v = l + nlen + 1;
-			while (*v == ' ')
-				v++;
-			const char *e = strstr(v, "\r\n");
-			char *out = values[next++ % 8];
-			snprintf(out, 512, "%.*s", (int)(e - v), v);
-			return out;
-		}
-	}
-	return NULL;
+	return head_value(r->head, name);
 }
 
 /* Decodes a chunked body at p; returns the bytes it spans, or 0 if incomplete. */
