@@ -5,8 +5,9 @@ for [proxy] trusted and for [metrics] allow.
 Whether forkd still holds a connection is read from the kernel's table
 (/proc/net/tcp and tcp6): a socket no process holds any more shows inode 0.
 The lingering limits are the design's own (LINGER_IDLE 2 s, LINGER_MAX 10 s
-in src/conn.c); the tests assert only lower bounds, which a slow machine
-cannot break, and wait for the close itself rather than for a time.
+in src/conn.c); the tests assert lower bounds, which a slow machine cannot
+break, and the order the two limits set (a quiet client goes before a busy
+one refused earlier), and wait for the close itself rather than for a time.
 
 X-Forwarded-Proto reaches an app through the public API (request_scheme);
 test_module checks it over IPv4 with a module of its own, and the IPv6 case
@@ -64,12 +65,26 @@ class LingerTest(harness.ServerCase):
         return s, s.getsockname()[1], time.monotonic()
 
     def test_a_quiet_client_is_let_go_after_the_idle_limit(self):
+        """A quiet client is let go by LINGER_IDLE, not LINGER_MAX: when it
+        goes, a client refused just before it that keeps sending (which only
+        LINGER_MAX lets go) is still held. Were the idle limit lost, both
+        would wait for LINGER_MAX and the earlier one would go first."""
+        busy, busy_port, _ = self.refused()
         s, port, fin_at = self.refused()
-        with s:
+        with busy, s:
             self.assertNotIn(held_inode(self.server.port, port), (0, None),
                              "forkd closed at once instead of lingering")
-            self.assertTrue(wait_for(lambda: forkd_let_go(self.server.port, port), 30),
+
+            def quiet_let_go():
+                try:
+                    busy.sendall(b"x" * 64)
+                except OSError:
+                    pass  # forkd let the busy one go: the reset reached it
+                return forkd_let_go(self.server.port, port)
+            self.assertTrue(wait_for(quiet_let_go, 30),
                             "forkd never closed a quiet lingering connection")
+            self.assertFalse(forkd_let_go(self.server.port, busy_port),
+                             "the quiet client was held as long as a busy one refused before it")
             # LINGER_IDLE is 2 s; the FIN came a little after forkd's clock started.
             self.assertGreaterEqual(time.monotonic() - fin_at, 1.0)
 
