@@ -378,6 +378,23 @@ def children(pid):
     return sorted(out)
 
 
+def tcp_server_rows(port):
+    """The kernel's rows (/proc/net/tcp and tcp6) of the TCP sockets whose
+    local port is port, as split fields: [1] local and [2] remote address,
+    [3] state ("01" established, "08" close-wait, "0A" listen), [4]
+    "tx_queue:rx_queue" in hex, [9] the inode (0 once no process holds it)."""
+    out = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                rows = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        out += [r for r in (row.split() for row in rows)
+                if int(r[1].rsplit(":", 1)[1], 16) == port]
+    return out
+
+
 def fd_links(pid):
     """What each open file descriptor of pid links to in /proc/PID/fd
     ("socket:[123]", "anon_inode:[eventfd]", a path); fds that close while

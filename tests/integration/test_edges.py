@@ -31,18 +31,9 @@ BAD = b"GET /hello HTTP/1.1\nHost: x\r\n\r\n"   # a bare LF: 400, then a lingeri
 def held_inode(server_port, client_port):
     """The inode of forkd's end of the connection server_port <- client_port
     (0 once no process holds it), or None when the kernel has forgotten it."""
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            with open(table) as f:
-                rows = f.read().splitlines()[1:]
-        except OSError:
-            continue
-        for row in rows:
-            fields = row.split()
-            local, remote, inode = fields[1], fields[2], int(fields[9])
-            if (int(local.rsplit(":", 1)[1], 16) == server_port and
-                    int(remote.rsplit(":", 1)[1], 16) == client_port):
-                return inode
+    for fields in harness.tcp_server_rows(server_port):
+        if int(fields[2].rsplit(":", 1)[1], 16) == client_port:
+            return int(fields[9])
     return None
 
 

@@ -107,20 +107,16 @@ def server_side_open(server, sock):
     (established, or waiting to close after the client did), from
     /proc/net/tcp: a reset or closed server end is gone from that state."""
     client_port = sock.getsockname()[1]
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            with open(table) as f:
-                rows = f.read().splitlines()[1:]
-        except FileNotFoundError:
-            continue
-        for row in rows:
-            fields = row.split()
-            local, remote, state = fields[1], fields[2], fields[3]
-            if (int(local.rsplit(":", 1)[1], 16) == server.port and
-                    int(remote.rsplit(":", 1)[1], 16) == client_port and
-                    state in ("01", "08")):  # ESTABLISHED, CLOSE_WAIT
-                return True
-    return False
+    return any(int(f[2].rsplit(":", 1)[1], 16) == client_port and f[3] in ("01", "08")
+               for f in harness.tcp_server_rows(server.port))
+
+
+def unread_by_server(server):
+    """Bytes clients sent to server.port that forkd has not read yet: the
+    receive queues of its established connections, accepted or still
+    waiting in the backlog."""
+    return sum(int(f[4].split(":")[1], 16) for f in harness.tcp_server_rows(server.port)
+               if f[3] == "01")
 
 
 def hello_ok(server):

@@ -10,7 +10,7 @@ import unittest
 
 import harness
 from test_limits import (GET_HELLO, HELLO, hello_ok, idle_server, nofile_for, open_idle,
-                         response_of, rss_kb, worker_pids)
+                         response_of, rss_kb, unread_by_server, worker_pids)
 
 
 class BurstMemoryTest(unittest.TestCase):
@@ -66,7 +66,9 @@ class BurstMemoryTest(unittest.TestCase):
                 s = server.connect()
                 s.sendall(head)  # incomplete: the worker holds it until the end comes
                 socks.append(s)
-            time.sleep(0.5)
+            # Every head is in the worker's buffers before the ends come.
+            self.assertTrue(harness.wait_for(lambda: unread_by_server(server) == 0, 30),
+                            "forkd left %d bytes unread" % unread_by_server(server))
             for s in socks:
                 s.sendall(b"\r\n\r\n")
             for s in socks:
