@@ -86,6 +86,7 @@
 #include "ratelimit.h"
 #include "proctitle.h"
 #include "scoreboard.h"
+#include "status.h"
 
 struct primary primary;
 
@@ -161,9 +162,10 @@ static void handle_signals(void)
 	if (got_term)
 		/* A second one hurries the first. */
 		primary_stop_all(primary.stop ? FAST : GRACEFUL, 0);
-	if (got_hup && !primary.stop && primary.upgrade.child)
+	if (got_hup && !primary.stop && primary.upgrade.child) {
 		log_warn("SIGHUP: reload refused: a binary upgrade is in progress");
-	else if (got_hup && !primary.stop)
+		scoreboard_count_reload(0);
+	} else if (got_hup && !primary.stop)
 		primary_reload();
 	if (got_usr2)
 		primary_upgrade();
@@ -421,10 +423,16 @@ int primary_signal(const struct config *cfg, const char *action)
 			cfg->pidfile, rc == -EINVAL ? "no pid in it" : strerror(-rc));
 		return 1;
 	}
+	/* A reload is watched to its end, so that a script or systemd's
+	 * ExecReload learns whether the new configuration and app took. */
+	struct reload_watch w = {0};
+	bool watch = sig == SIGHUP && !status_reload_watch(cfg, pid, &w);
 	if (kill(pid, sig)) {
 		fprintf(stderr, "forkd: no forkd running with pid %d (pidfile %s): %s\n", (int)pid,
 			cfg->pidfile, strerror(errno));
+		if (watch)
+			scoreboard_unmap(w.sb);
 		return 1;
 	}
-	return 0;
+	return watch ? status_reload_wait(cfg, &w) : 0;
 }

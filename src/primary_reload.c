@@ -365,6 +365,7 @@ void primary_reload(void)
 
 	if (!primary.path) {
 		log_warn("reload: forkd runs on built-in defaults, there is no file to read");
+		scoreboard_count_reload(0);
 		return;
 	}
 	log_info("reloading %s", primary.path);

@@ -1,17 +1,22 @@
-/* status: what `forkd -s status` prints.
+/* status: what `forkd -s status` prints, and how `forkd -s reload` knows
+ * that its reload ended.
  *
  * The command runs as its own process: it reads the pid in [server] pidfile,
  * maps the scoreboard file the primary keeps beside it (read-only; see
  * scoreboard.c for why a file) and prints what the workers published there.
  * Nothing is asked of the running server, so status works while it is busy,
  * stuck or reloading, and costs it nothing. Requests per second are the
- * workers' own rate over their last five heartbeats, so one look suffices. */
+ * workers' own rate over their last five heartbeats, so one look suffices.
+ * A reload's end is read the same way: the primary counts every reload that
+ * completes or fails there. */
 #include "status.h"
 
 #include <errno.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <jansson.h>
 
@@ -185,9 +190,34 @@ static int print_json(FILE *out, const struct scoreboard *sb, const struct row *
 	return rc;
 }
 
-int status_print(const struct config *cfg, int json, FILE *out)
+/* Maps the scoreboard of pid, the primary named in cfg's pid file; says on
+ * stderr why it cannot when loud. */
+static int board_map(const struct config *cfg, pid_t pid, const struct scoreboard **sb, bool loud)
 {
 	char path[CONFIG_STR + 16];
+	int rc;
+
+	if ((rc = scoreboard_path(cfg->pidfile, path, sizeof path)) ||
+	    (rc = scoreboard_map_file(path, sb))) {
+		if (loud)
+			fprintf(stderr, "forkd: cannot read the scoreboard %s of pid %d: %s\n", path,
+				(int)pid, rc == -EPROTO ? "not written by this version of forkd" :
+				strerror(-rc));
+		return rc;
+	}
+	if ((*sb)->primary_pid != pid) {
+		if (loud)
+			fprintf(stderr, "forkd: the scoreboard %s belongs to pid %d, not to pid %d\n",
+				path, (int)(*sb)->primary_pid, (int)pid);
+		scoreboard_unmap(*sb);
+		*sb = NULL;
+		return -ESRCH;
+	}
+	return 0;
+}
+
+int status_print(const struct config *cfg, int json, FILE *out)
+{
 	const struct scoreboard *sb = NULL;
 	static struct row rows[SCOREBOARD_PROCS + 1];
 	pid_t pid;
@@ -208,19 +238,8 @@ int status_print(const struct config *cfg, int json, FILE *out)
 			cfg->pidfile);
 		return 1;
 	}
-	if ((rc = scoreboard_path(cfg->pidfile, path, sizeof path)) ||
-	    (rc = scoreboard_map_file(path, &sb))) {
-		fprintf(stderr, "forkd: cannot read the scoreboard %s of pid %d: %s\n", path,
-			(int)pid, rc == -EPROTO ? "not written by this version of forkd" :
-			strerror(-rc));
+	if (board_map(cfg, pid, &sb, true))
 		return 1;
-	}
-	if (sb->primary_pid != pid) {
-		fprintf(stderr, "forkd: the scoreboard %s belongs to pid %d, not to pid %d\n", path,
-			(int)sb->primary_pid, (int)pid);
-		scoreboard_unmap(sb);
-		return 1;
-	}
 	double now_ms = (double)scoreboard_now_ms();
 	int n = worker_rows(sb, rows + 1, now_ms);
 	primary_row(sb, rows + 1, n, &rows[0], now_ms);
@@ -230,4 +249,59 @@ int status_print(const struct config *cfg, int json, FILE *out)
 		print_table(out, rows, n + 1);
 	scoreboard_unmap(sb);
 	return rc;
+}
+
+int status_reload_watch(const struct config *cfg, pid_t pid, struct reload_watch *w)
+{
+	memset(w, 0, sizeof *w);
+	w->pid = pid;
+	if (board_map(cfg, pid, &w->sb, false))
+		return -ENOENT;
+	w->done = ld64(&w->sb->reloads);
+	w->failed = ld64(&w->sb->reload_failures);
+	return 0;
+}
+
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* How the reload that w watches ended: 0 complete, 1 failed, -1 not yet. */
+static int reload_ended(const struct reload_watch *w)
+{
+	if (ld64(&w->sb->reload_failures) != w->failed)
+		return 1;
+	return ld64(&w->sb->reloads) != w->done ? 0 : -1;
+}
+
+int status_reload_wait(const struct config *cfg, struct reload_watch *w)
+{
+	const char *log = strcmp(cfg->error_log, "stderr") ? cfg->error_log : "its stderr";
+	struct timespec tick = {0, 20 * 1000 * 1000};
+	double start = now_s(), waited = 0;
+	int ended;
+
+	while ((ended = reload_ended(w)) < 0 && waited < cfg->upgrade_timeout &&
+	       !(kill(w->pid, 0) && errno == ESRCH)) {
+		nanosleep(&tick, NULL);
+		waited = now_s() - start;
+	}
+	if (!ended)
+		printf("forkd: reload complete: %u worker(s) run the new configuration\n",
+		       ld32(&w->sb->workers));
+	else if (ended > 0)
+		fprintf(stderr, "forkd: reload failed; forkd %d goes on with the previous "
+			"configuration (the error log, %s, says why)\n", (int)w->pid, log);
+	else if (waited < cfg->upgrade_timeout)
+		fprintf(stderr, "forkd: forkd %d exited during the reload\n", (int)w->pid);
+	else
+		fprintf(stderr, "forkd: the reload has not ended after %g s (upgrade_timeout); the "
+			"error log, %s, tells how far it got\n", cfg->upgrade_timeout, log);
+	scoreboard_unmap(w->sb);
+	w->sb = NULL;
+	return ended ? 1 : 0;
 }

@@ -7,7 +7,9 @@ binary: an app with its own main() linked against the installed libforkd.
 import glob
 import json
 import os
+import re
 import shutil
+import signal
 import subprocess
 import tempfile
 import unittest
@@ -165,6 +167,39 @@ class SingleBinaryTest(InstalledCase):
         s.start()
         self.assertEqual(s.request("GET", "/hello")[::2], (200, b"one binary"))
         self.assertEqual(s.request("GET", "/health")[0], 200)
+
+
+class ReadmeTest(InstalledCase):
+    def test_write_your_first_app_as_the_readme_says(self):
+        """The README's "Write your first app" commands, pasted into a shell
+        in an empty folder with the installed forkd first on PATH (only the
+        port is changed, to a free one): the app answers, and after the
+        rebuild and forkd -s reload the new text is served."""
+        with open(os.path.join(ROOT, "README.md")) as f:
+            text = f.read()
+        section = text.split("## Write your first app", 1)[1].split("\n## ", 1)[0]
+        blocks = re.findall(r"```sh\n(.*?)```", section, re.S)
+        self.assertEqual(len(blocks), 2, "expected the build block and the reload block")
+        port = harness.free_port()
+        script = "set -e\n" + "".join(blocks).replace("127.0.0.1:8081", "127.0.0.1:%d" % port)
+        folder = tempfile.mkdtemp(dir=self.tmp)
+        env = dict(self.env, PATH=os.path.join(PREFIX, "bin") + ":" + os.environ["PATH"])
+        pidfile = os.path.join(folder, "hello", "forkd.pid")
+        try:
+            r = subprocess.run(["bash", "-c", script], cwd=folder, env=env, capture_output=True,
+                               text=True, timeout=300)
+        finally:
+            # The script's last line stops forkd; if it did not get there, stop it.
+            if not harness.wait_for(lambda: not os.path.exists(pidfile), 30):
+                with open(pidfile) as f:
+                    os.kill(int(f.read()), signal.SIGQUIT)
+        self.assertEqual(r.returncode, 0, r.stdout[-2000:] + r.stderr[-3000:])
+        answers = [l for l in r.stdout.splitlines() if l.startswith(("Hello", "forkd:"))]
+        self.assertEqual(len(answers), 3, r.stdout + r.stderr[-3000:])
+        self.assertEqual(answers[0], "Hello from my app")
+        self.assertRegex(answers[1], r"^forkd: reload complete: \d+ worker\(s\) run the new "
+                                     r"configuration$")
+        self.assertEqual(answers[2], "Hello again")
 
 
 if __name__ == "__main__":

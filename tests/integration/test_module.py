@@ -90,6 +90,35 @@ int forkd_no_such_function(void);
 int forkd_app_init(struct app *app) { (void)app; return forkd_no_such_function(); }
 """
 
+# A module whose init takes [slow] init_ms, as an app that connects to its
+# database first would: a reload ends only once its new workers are ready.
+SLOW_INIT = r"""
+#include <time.h>
+#include <forkd.h>
+
+static const struct app_key keys[] = {
+	{ "init_ms", APP_KEY_INT, 0, 10000, "0", "how long init takes" },
+};
+
+static int hello(struct request *req, struct response *res, void *udata)
+{
+	(void)req;
+	(void)udata;
+	return response_send(res, 200, "text/plain", TEXT, sizeof TEXT - 1);
+}
+
+int forkd_app_init(struct app *app)
+{
+	int rc = app_config_declare(app, "slow", keys, 1);
+	if (rc)
+		return rc;
+	long long ms = app_config_int(app, "init_ms");
+	struct timespec t = { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000L };
+	nanosleep(&t, NULL);
+	return app_get(app, "/hello", hello, NULL);
+}
+"""
+
 
 def build(src, out, text="hello"):
     """Compiles src into the shared object out (TEXT defined as the C string text)."""
@@ -291,6 +320,42 @@ class ReloadTest(ModuleCase):
         self.assertRegex(s.log(), r"%s:\d+: \[greet\] times = '0': out of range; allowed: 1..5"
                          % re.escape(s.conf))
         self.assertEqual(s.request("GET", "/hello")[::2], (200, b"oldold"))
+
+    def test_signal_reload_returns_when_the_reload_has_ended(self):
+        """forkd -s reload waits for the end of its reload and says how it
+        went: complete (exit 0) once every new worker is ready, which here
+        takes each one's 1.5 s init; failed (exit 1) when the new module
+        cannot start, while the old workers go on serving."""
+        app = build(SLOW_INIT, self.path("app.so"), "old")
+        s = self.server(app, workers=2).start()
+
+        def ctl():
+            return subprocess.run([BIN, "-c", s.conf, "-s", "reload"], capture_output=True,
+                                  text=True, timeout=120)
+        build(SLOW_INIT, self.path("v2.so"), "new")
+        os.rename(self.path("v2.so"), app)
+        s.sections["slow"] = {"init_ms": "1500"}
+        s.write_conf()
+        r = ctl()
+        # Read at once: the command returned only after the reload ended.
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("reload complete", s.log())
+        self.assertEqual(r.stdout, "forkd: reload complete: 2 worker(s) run the new "
+                         "configuration\n")
+        self.assertEqual(s.request("GET", "/hello")[::2], (200, b"new"))
+
+        build(INIT_FAILS, self.path("broken.so"))
+        os.rename(self.path("broken.so"), app)
+        del s.sections["slow"]  # the broken module declares no [slow]
+        s.write_conf()
+        r = ctl()
+        self.assertEqual(r.returncode, 1, r.stdout)
+        self.assertIn("the app's forkd_app_init failed", s.log())
+        self.assertRegex(s.log(), r"reload failed: new worker \d+ \(slot 0\) exited")
+        self.assertIn("forkd: reload failed; forkd %d goes on with the previous configuration"
+                      % s.proc.pid, r.stderr)
+        self.assertIn(s.error_log, r.stderr)
+        self.assertEqual(s.request("GET", "/hello")[::2], (200, b"new"))
 
     def test_replaced_module_goes_live_with_no_failed_request(self):
         app = self.path("app.so")

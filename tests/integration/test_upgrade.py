@@ -280,7 +280,7 @@ class Refusals(UpgradeCase):
 
     def test_second_upgrade_while_one_runs_is_refused(self):
         """The new binary waits for a file the test creates, so the second
-        USR2 surely comes while the first upgrade runs."""
+        USR2 (and a reload) surely come while the first upgrade runs."""
         s = self.start(workers=1)
         old = self.primary()
         real = self.bins.keep_real()
@@ -292,6 +292,12 @@ class Refusals(UpgradeCase):
         self.upgrade()
         self.assertTrue(wait_for(lambda: "binary upgrade refused: an upgrade is already in "
                                          "progress" in s.log()), s.log())
+        # A reload meanwhile is refused too, and forkd -s reload says so.
+        r = subprocess.run([REAL_BIN, "-c", s.conf, "-s", "reload"], capture_output=True,
+                           text=True, timeout=120)
+        self.assertEqual(r.returncode, 1, r.stdout)
+        self.assertIn("forkd: reload failed; forkd %d goes on" % old, r.stderr)
+        self.assertIn("SIGHUP: reload refused: a binary upgrade is in progress", s.log())
         open(go, "w").close()
         st = os.stat(real)
         self.assert_upgraded(old, (st.st_dev, st.st_ino))
