@@ -169,16 +169,20 @@ class SingleBinaryTest(InstalledCase):
         self.assertEqual(s.request("GET", "/health")[0], 200)
 
 
+def readme_first_app():
+    """The README's "Write your first app" section."""
+    with open(os.path.join(ROOT, "README.md")) as f:
+        text = f.read()
+    return text.split("## Write your first app", 1)[1].split("\n## ", 1)[0]
+
+
 class ReadmeTest(InstalledCase):
     def test_write_your_first_app_as_the_readme_says(self):
         """The README's "Write your first app" commands, pasted into a shell
         in an empty folder with the installed forkd first on PATH (only the
         port is changed, to a free one): the app answers, and after the
         rebuild and forkd -s reload the new text is served."""
-        with open(os.path.join(ROOT, "README.md")) as f:
-            text = f.read()
-        section = text.split("## Write your first app", 1)[1].split("\n## ", 1)[0]
-        blocks = re.findall(r"```sh\n(.*?)```", section, re.S)
+        blocks = re.findall(r"```sh\n(.*?)```", readme_first_app(), re.S)
         self.assertEqual(len(blocks), 2, "expected the build block and the reload block")
         port = harness.free_port()
         script = "set -e\n" + "".join(blocks).replace("127.0.0.1:8081", "127.0.0.1:%d" % port)
@@ -200,6 +204,38 @@ class ReadmeTest(InstalledCase):
         self.assertRegex(answers[1], r"^forkd: reload complete: \d+ worker\(s\) run the new "
                                      r"configuration$")
         self.assertEqual(answers[2], "Hello again")
+
+    def test_the_readmes_second_app(self):
+        """The README's C block (middleware, a route group, the error
+        handler, cookies, a form, a redirect), built against the installed
+        forkd.h, answers as the README says, with curl's cookie jar too."""
+        blocks = re.findall(r"```c\n(.*?)```", readme_first_app(), re.S)
+        self.assertEqual(len(blocks), 1)
+        src = os.path.join(self.tmp, "second.c")
+        mod = os.path.join(self.tmp, "second.so")
+        with open(src, "w") as f:
+            f.write(blocks[0])
+        flags = run(["pkg-config", "--cflags", "forkd"], env=self.env).split()
+        run(["cc", "-shared", "-fPIC", "-Wall", "-Wextra", "-Werror", "-o", mod, src] + flags)
+        s = self.server(mod).start()
+        form = {"Content-Type": "application/x-www-form-urlencoded"}
+
+        status, head, body = s.request("POST", "/login", b"user=ada", form)
+        self.assertEqual((status, head["location"]), (303, "/account/me"))
+        self.assertEqual(head["set-cookie"], "user=ada; Path=/; HttpOnly")
+        self.assertEqual(s.request("GET", "/account/me", headers={"Cookie": "user=ada"})[::2],
+                         (200, b'{"user":"ada"}'))
+        self.assertEqual(s.request("GET", "/account/me")[::2],
+                         (401, b'{"error":"log in first"}'))
+        for bad in (b"", b"user=", b"user=a%20b", b"user=%zz"):  # none, empty, a space, bad escape
+            self.assertEqual(s.request("POST", "/login", bad, form)[::2],
+                             (400, b'{"error":"a user name is needed"}'), bad)
+        self.assertEqual(s.request("GET", "/nowhere")[0], 404)
+
+        jar = os.path.join(self.tmp, "jar")
+        out = run([harness.need_tool("curl", "curl"), "-sS", "-L", "-c", jar, "-b", jar,
+                   "http://127.0.0.1:%d/login" % s.port, "-d", "user=ada"])
+        self.assertEqual(out, '{"user":"ada"}')
 
 
 if __name__ == "__main__":
