@@ -262,14 +262,6 @@ int status_reload_watch(const struct config *cfg, pid_t pid, struct reload_watch
 	return 0;
 }
 
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* How the reload that w watches ended: 0 complete, 1 failed, -1 not yet. */
 static int reload_ended(const struct reload_watch *w)
 {
@@ -282,21 +274,20 @@ int status_reload_wait(const struct config *cfg, struct reload_watch *w)
 {
 	const char *log = strcmp(cfg->error_log, "stderr") ? cfg->error_log : "its stderr";
 	struct timespec tick = {0, 20 * 1000 * 1000};
-	double start = now_s(), waited = 0;
+	uint64_t deadline = scoreboard_mono_ms() + (uint64_t)(cfg->upgrade_timeout * 1000);
+	bool gone = false;
 	int ended;
 
-	while ((ended = reload_ended(w)) < 0 && waited < cfg->upgrade_timeout &&
-	       !(kill(w->pid, 0) && errno == ESRCH)) {
+	while ((ended = reload_ended(w)) < 0 && !(gone = kill(w->pid, 0) && errno == ESRCH) &&
+	       scoreboard_mono_ms() < deadline)
 		nanosleep(&tick, NULL);
-		waited = now_s() - start;
-	}
 	if (!ended)
 		printf("forkd: reload complete: %u worker(s) run the new configuration\n",
 		       ld32(&w->sb->workers));
 	else if (ended > 0)
 		fprintf(stderr, "forkd: reload failed; forkd %d goes on with the previous "
 			"configuration (the error log, %s, says why)\n", (int)w->pid, log);
-	else if (waited < cfg->upgrade_timeout)
+	else if (gone)
 		fprintf(stderr, "forkd: forkd %d exited during the reload\n", (int)w->pid);
 	else
 		fprintf(stderr, "forkd: the reload has not ended after %g s (upgrade_timeout); the "
