@@ -162,10 +162,7 @@ static void handle_signals(void)
 	if (got_term)
 		/* A second one hurries the first. */
 		primary_stop_all(primary.stop ? FAST : GRACEFUL, 0);
-	if (got_hup && !primary.stop && primary.upgrade.child) {
-		log_warn("SIGHUP: reload refused: a binary upgrade is in progress");
-		scoreboard_count_reload(0);
-	} else if (got_hup && !primary.stop)
+	if (got_hup && !primary.stop)
 		primary_reload();
 	if (got_usr2)
 		primary_upgrade();

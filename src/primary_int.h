@@ -172,7 +172,8 @@ void primary_close_sockets(struct gen *g);
 void primary_own_logs(const struct gen *g);
 /* Forks what is missing and stops what is surplus; completes a reload. */
 void primary_converge(void);
-/* SIGHUP: loads the file into a new target generation, or logs why not. */
+/* SIGHUP: loads the file into a new target generation, or logs why not
+ * (refused during a binary upgrade); a refusal counts as a failed reload. */
 void primary_reload(void);
 /* A reload's new worker failed: the stable generation is the target again. */
 void primary_reload_abort(const char *why);

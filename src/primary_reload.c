@@ -363,6 +363,12 @@ void primary_reload(void)
 	char err[1024];
 	struct config cfg;
 
+	/* A refused reload is counted as failed, so that forkd -s reload ends. */
+	if (primary.upgrade.child) {
+		log_warn("SIGHUP: reload refused: a binary upgrade is in progress");
+		scoreboard_count_reload(0);
+		return;
+	}
 	if (!primary.path) {
 		log_warn("reload: forkd runs on built-in defaults, there is no file to read");
 		scoreboard_count_reload(0);
