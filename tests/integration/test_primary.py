@@ -18,6 +18,7 @@ import json
 import os
 import pwd
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -30,6 +31,21 @@ from harness import BIN, Server, read_all, wait_for
 
 READY = re.compile(r"worker (\d+) \(slot (\d+)\) ready")
 LINE = re.compile(r"^(\S+Z) \[(\w+)\] (\d+)#(\S+): (.*)$")
+
+
+def nobody_server(workers=2):
+    """A forkd whose workers drop to nobody. Its folder is open to them (they
+    reopen their logs there), and so is the app module, copied into it:
+    nobody cannot reach a build in a checkout under a private folder such as
+    /root or a mktemp -d."""
+    s = Server({"server": {"user": "nobody"}}, workers=workers)
+    os.chmod(s.dir, 0o755)
+    module = os.path.join(s.dir, "app.so")
+    shutil.copyfile(harness.APP, module)
+    os.chmod(module, 0o644)
+    s.sections["app"]["module"] = module
+    s.write_conf()
+    return s
 
 
 def log_lines(server, pattern):
@@ -604,8 +620,7 @@ class Control(PrimaryCase):
             nobody = pwd.getpwnam("nobody")
         except KeyError:
             self.skipTest("no user nobody")
-        s = Server({"server": {"user": "nobody"}}, workers=2)
-        os.chmod(s.dir, 0o755)  # the workers reopen logs in it
+        s = nobody_server()
         self.addCleanup(s.stop)
         s.start()
         pids = wait_slots(s, 2).values()
@@ -628,10 +643,9 @@ class DroppedUser(PrimaryCase):
         root owns; on USR1 the primary makes the new files and hands them to
         nobody, so the workers reopen them and log into them."""
         nobody = pwd.getpwnam("nobody")
-        s = Server({"server": {"user": "nobody"}}, workers=2)
+        s = nobody_server()  # nobody may read the folder, not write it
         s.sections["log"]["access_log"] = s.access_log
         s.write_conf()
-        os.chmod(s.dir, 0o755)  # nobody may read the folder, not write it
         self.addCleanup(s.stop)
         s.start()
         workers = list(wait_slots(s, 2).values())
